@@ -1,0 +1,75 @@
+"""``deblur image``: one or a few photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from ..photos import deblur_file, plan_outputs
+from .common import console, describe, model_options, open_model
+
+
+@click.command("image")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output file (one input) or folder (several). Default: NAME_deblurred.EXT "
+    "beside each input.",
+)
+@model_options
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="JPEG/WebP quality of the output.",
+)
+@click.option(
+    "--compare",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write a labelled before/after picture here (one input only).",
+)
+@click.option("--overwrite", is_flag=True, help="Allow the output to replace the input file.")
+def image(
+    inputs: tuple[Path, ...],
+    output: Path | None,
+    weights,
+    device,
+    precision,
+    tile,
+    overlap,
+    quality: int,
+    compare: Path | None,
+    overwrite: bool,
+) -> None:
+    """Deblur photos: PNG, JPEG, TIFF, WebP or BMP; 8/16-bit, gray and alpha kept.
+
+    \b
+    Examples:
+      deblur image blurry.jpg -o sharp.png
+      deblur image a.jpg b.jpg -o restored/ --device cuda
+      deblur image big.tif --tile 1024 --compare before_after.jpg
+    """
+    for path in inputs:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+    if compare is not None and len(inputs) > 1:
+        raise click.UsageError("--compare takes a single input")
+    jobs = plan_outputs(list(inputs), output)
+    model = open_model(weights, device, precision, tile, overlap)
+    console.print(f"[dim]{describe(model)}[/dim]")
+    for src, dst in jobs:
+        with console.status(f"deblurring {src.name}…"):
+            pixels, _ = deblur_file(
+                model, src, dst, quality=quality, overwrite=overwrite, compare=compare
+            )
+        console.print(f"{src} → [bold]{dst}[/bold] ({pixels.shape[1]}x{pixels.shape[0]})")
+
+
+COMMANDS = [image]

@@ -1,0 +1,414 @@
+"""Inference engine: device and precision choice, tile plan, blending, OOM fallback, batching.
+
+One place decides each of these; ``deblur image``, ``deblur batch`` and ``deblur video`` all
+call :func:`load_model` and :func:`deblur_array`.
+
+Tiling. The network's receptive field is wide (about ±570 px for the paper model), so tiles
+cannot reproduce the whole-image result exactly. Tiles overlap; inside each overlap the two
+results are cross-faded with a raised-cosine ramp that gives zero weight to the strip next to
+each tile's own border (where its missing context hurts most). Tiles that touch the image
+border sit flush with it, so they see the same border as whole-image inference does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import DeblurError, InputError, ResourceError
+from .model import ModelConfig, MultiScaleDeblurNet, build_model
+from .runtime import tune_allocator
+from .weights import WeightFile, load_weight_file
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_OVERLAP = 128
+CPU_TILE_BUDGET_BYTES = int(os.environ.get("DEBLUR_CPU_TILE_BUDGET_MB", "1024")) * 2**20
+MIN_TILE = 64
+# Bytes of activation memory per input pixel per feature channel per byte of dtype, measured
+# on CPU with channels_last (benchmarks/bench_engine.py): the finest scale dominates.
+ACTIVATION_FACTOR = 6
+
+
+# --------------------------------------------------------------------------- device, precision
+
+
+def choose_device(device: str = "auto") -> torch.device:
+    """``auto`` = cuda > mps > cpu; an explicit device that is absent is an error."""
+    name = (device or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ResourceError(
+            f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ResourceError("CUDA was requested but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ResourceError(f"{name} does not exist ({torch.cuda.device_count()} GPU(s) found)")
+    if dev.type == "mps" and not (torch.backends.mps.is_available()):
+        raise ResourceError("MPS was requested but is not available")
+    return dev
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def choose_precision(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """``auto``: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32. Never fp16 on CPU:
+    PyTorch's CPU fp16 convolutions run ~1000x slower (performance.md)."""
+    name = (precision or "auto").lower()
+    if name not in PRECISIONS:
+        raise DeblurError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        if device.type == "cpu" and cpu_supports_bf16():
+            return torch.bfloat16
+        return torch.float32
+    if name == "fp16" and device.type == "cpu":
+        raise DeblurError("fp16 on CPU is ~1000x slower than fp32; use --precision bf16 or fp32")
+    return DTYPES[name]
+
+
+# --------------------------------------------------------------------------- the loaded model
+
+
+@dataclass
+class Deblurrer:
+    """A network on a device at a precision, plus how to tile: what ``load_model`` returns."""
+
+    net: MultiScaleDeblurNet
+    device: torch.device
+    dtype: torch.dtype
+    weights: WeightFile | None = None
+    tile: int | None = None  # None: automatic; 0: whole image
+    overlap: int = DEFAULT_OVERLAP
+    tiles_per_batch: int | None = None  # None: automatic
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.net.config
+
+    @property
+    def precision(self) -> str:
+        return {v: k for k, v in DTYPES.items()}[self.dtype]
+
+    def __call__(self, image: np.ndarray, **kwargs: Any) -> np.ndarray:
+        return deblur_array(self, image, **kwargs)
+
+
+def load_model(
+    weights: str | os.PathLike | WeightFile | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+) -> Deblurrer:
+    """Resolve weights (path, hf://, registry name, or the bundled default) and prepare them."""
+    tune_allocator()
+    weight_file = weights if isinstance(weights, WeightFile) else load_weight_file(weights)
+    dev = choose_device(device)
+    dtype = choose_precision(dev, precision)
+    net = build_model(weight_file.config)
+    net.load_state_dict(weight_file.state_dict)
+    return prepare(net, dev, dtype, weights=weight_file, tile=tile, overlap=overlap)
+
+
+def prepare(
+    net: MultiScaleDeblurNet,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    weights: WeightFile | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+) -> Deblurrer:
+    """Wrap an in-memory network (e.g. from training) for inference."""
+    net = net.eval().requires_grad_(False).to(device=device, dtype=dtype)
+    if device.type != "mps":
+        net = net.to(memory_format=torch.channels_last)
+    if dtype != torch.float32:
+        # The final conv of the finest scale stays in fp32: bf16 cannot hold 0..255 outputs to
+        # better than ±0.5 grey levels, and this conv costs ~1% of the network.
+        net.body_models[0].body[-1].float()
+    if tile is not None and tile < 0:
+        raise DeblurError("--tile must be 0 (whole image) or a positive size")
+    m = net.config.size_multiple
+    if overlap is None:
+        overlap = DEFAULT_OVERLAP
+    if overlap < 0:
+        raise DeblurError("--overlap must be >= 0")
+    overlap = int(math.ceil(overlap / m) * m)
+    return Deblurrer(net, device, dtype, weights, tile, overlap)
+
+
+# --------------------------------------------------------------------------- tile plan
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Tile starts per axis and one tile size (all tiles share it, so they batch)."""
+
+    height: int
+    width: int
+    tile_h: int
+    tile_w: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def boxes(self) -> Iterator[tuple[int, int]]:
+        for y in self.ys:
+            for x in self.xs:
+                yield y, x
+
+
+def _axis_starts(length: int, tile: int, overlap: int) -> tuple[int, tuple[int, ...]]:
+    if length <= tile:
+        return length, (0,)
+    n = math.ceil((length - overlap) / (tile - overlap))
+    n = max(n, 2)
+    starts = tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
+    return tile, starts
+
+
+def fit_tile(length: int, max_tile: int, overlap: int, multiple: int) -> int:
+    """The smallest multiple-of-``multiple`` tile that covers ``length`` in as few tiles as
+    ``max_tile`` allows: a 720p frame with max 512 becomes 3x2 tiles of ~512x400, not more."""
+    if length <= max_tile:
+        return length
+    n = math.ceil((length - overlap) / (max_tile - overlap))
+    tile = math.ceil((length + (n - 1) * overlap) / n)
+    return min(max_tile, int(math.ceil(tile / multiple) * multiple))
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int) -> TilePlan:
+    """Place tiles of side ``tile`` (0 = whole image) with at least ``overlap`` px shared."""
+    if tile == 0 or (height <= tile and width <= tile):
+        return TilePlan(height, width, height, width, (0,), (0,))
+    tile = max(int(tile // multiple * multiple), multiple)
+    overlap = min(overlap, tile // 2)
+    overlap = overlap // multiple * multiple
+    tile_h, ys = _axis_starts(height, fit_tile(height, tile, overlap, multiple), overlap)
+    tile_w, xs = _axis_starts(width, fit_tile(width, tile, overlap, multiple), overlap)
+    return TilePlan(height, width, tile_h, tile_w, ys, xs)
+
+
+def bytes_per_pixel(config: ModelConfig, dtype: torch.dtype) -> int:
+    elem = torch.finfo(dtype).bits // 8
+    return ACTIVATION_FACTOR * config.n_feats * elem + 64
+
+
+def auto_tile(model: Deblurrer) -> int:
+    """Largest square tile whose activations fit the memory budget of the device."""
+    if model.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(model.device)
+        budget = int(free * 0.6)
+    else:
+        budget = CPU_TILE_BUDGET_BYTES
+    side = int(math.sqrt(budget / bytes_per_pixel(model.config, model.dtype)))
+    m = model.config.size_multiple
+    return max(MIN_TILE, side // m * m)
+
+
+def _ramp(length: int) -> np.ndarray:
+    """0 for the outer quarter, raised cosine through the middle half, 1 for the inner quarter."""
+    x = np.arange(length, dtype=np.float64) + 0.5
+    lo, hi = length * 0.25, length * 0.75
+    t = np.clip((x - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+    return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+
+
+def _axis_weight(starts: tuple[int, ...], index: int, size: int) -> np.ndarray:
+    """Blend weights along one axis for tile ``index``: ramps only where a neighbour overlaps."""
+    w = np.ones(size, dtype=np.float32)
+    start = starts[index]
+    if index > 0:
+        ov = starts[index - 1] + size - start
+        if ov > 0:
+            w[:ov] *= _ramp(ov)
+    if index + 1 < len(starts):
+        ov = start + size - starts[index + 1]
+        if ov > 0:
+            w[size - ov :] *= _ramp(ov)[::-1]
+    return w
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _is_oom(err: BaseException) -> bool:
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(err).lower()
+    return isinstance(err, (RuntimeError, MemoryError)) and (
+        "out of memory" in text or "can't allocate memory" in text or isinstance(err, MemoryError)
+    )
+
+
+def _forward(model: Deblurrer, batch: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        x = batch.to(model.device, non_blocking=True).to(model.dtype)
+        if model.device.type != "mps":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return model.net(x).float()
+
+
+def _to_rgb_float(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """HxWx3 float32 in 0..255 plus the scale that maps back to the input's range."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32), 1.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) * (255.0 / 65535.0), 65535.0 / 255.0
+    if np.issubdtype(image.dtype, np.floating):
+        return (image.astype(np.float32) * 255.0), 1.0 / 255.0
+    raise InputError(f"unsupported pixel type {image.dtype}")
+
+
+def _from_rgb_float(rgb: np.ndarray, scale: float, dtype: np.dtype) -> np.ndarray:
+    out = rgb * scale
+    if dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.clip(np.rint(out), 0, 65535).astype(np.uint16)
+    return np.clip(out, 0.0, 1.0).astype(dtype)
+
+
+def deblur_rgb(
+    model: Deblurrer,
+    rgb: np.ndarray,
+    *,
+    tile: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """HxWx3 float32 0..255 → HxWx3 float32 0..255 (unclipped), tiled and blended."""
+    height, width = rgb.shape[:2]
+    m = model.config.size_multiple
+    if tile is None:
+        tile = model.tile
+    if tile is None:
+        tile = auto_tile(model)
+    while True:
+        plan = plan_tiles(height, width, tile, model.overlap, m)
+        try:
+            out = _run_plan(model, rgb, plan, progress)
+            model.stats.update(tile=tile, tiles=len(plan), tile_h=plan.tile_h, tile_w=plan.tile_w)
+            return out
+        except (RuntimeError, MemoryError) as err:
+            if not _is_oom(err):
+                raise
+            if model.device.type == "cuda":
+                torch.cuda.empty_cache()
+            current = max(plan.tile_h, plan.tile_w)
+            if current <= MIN_TILE:
+                raise ResourceError(
+                    f"out of memory on {model.device} even with {MIN_TILE}px tiles"
+                ) from None
+            tile = max(MIN_TILE, current // 2 // m * m)
+            model.tile = tile  # remember for the next image/frame
+
+
+def _tiles_per_batch(model: Deblurrer, plan: TilePlan) -> int:
+    if model.tiles_per_batch:
+        return model.tiles_per_batch
+    if model.device.type != "cuda" or len(plan) == 1:
+        return 1
+    free, _ = torch.cuda.mem_get_info(model.device)
+    need = plan.tile_h * plan.tile_w * bytes_per_pixel(model.config, model.dtype)
+    return int(max(1, min(8, free * 0.6 // max(need, 1))))
+
+
+def _run_plan(
+    model: Deblurrer,
+    rgb: np.ndarray,
+    plan: TilePlan,
+    progress: Callable[[int, int], None] | None,
+) -> np.ndarray:
+    if len(plan) == 1:
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        out = _forward(model, x)[0].permute(1, 2, 0).cpu().numpy()
+        if progress:
+            progress(1, 1)
+        return out
+    acc = np.zeros((plan.height, plan.width, 3), dtype=np.float32)
+    weight_sum = np.zeros((plan.height, plan.width, 1), dtype=np.float32)
+    wy = [_axis_weight(plan.ys, i, plan.tile_h) for i in range(len(plan.ys))]
+    wx = [_axis_weight(plan.xs, j, plan.tile_w) for j in range(len(plan.xs))]
+    boxes = [(i, j) for i in range(len(plan.ys)) for j in range(len(plan.xs))]
+    per_batch = _tiles_per_batch(model, plan)
+    done = 0
+    for b in range(0, len(boxes), per_batch):
+        group = boxes[b : b + per_batch]
+        crops = [
+            rgb[plan.ys[i] : plan.ys[i] + plan.tile_h, plan.xs[j] : plan.xs[j] + plan.tile_w]
+            for i, j in group
+        ]
+        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
+        outs = _forward(model, x).permute(0, 2, 3, 1).cpu().numpy()
+        for (i, j), out in zip(group, outs, strict=True):
+            w = (wy[i][:, None] * wx[j][None, :])[..., None]
+            ys = slice(plan.ys[i], plan.ys[i] + plan.tile_h)
+            xs = slice(plan.xs[j], plan.xs[j] + plan.tile_w)
+            acc[ys, xs] += out * w
+            weight_sum[ys, xs] += w
+        done += len(group)
+        if progress:
+            progress(done, len(boxes))
+    np.divide(acc, np.maximum(weight_sum, 1e-8), out=acc)
+    return acc
+
+
+def deblur_array(
+    model: Deblurrer,
+    image: np.ndarray,
+    *,
+    tile: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Deblur an RGB(A) or grayscale array, returning the same shape and dtype.
+
+    uint8 and uint16 keep their full range (16-bit is processed at float precision, not
+    reduced to 8 bits); float input is taken as 0..1. A 4th channel (alpha) is passed through
+    untouched; grayscale is processed as three equal channels and averaged back.
+    """
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+        raise InputError("expected a non-empty HxW, HxWx3 or HxWx4 array")
+    if image.ndim == 3 and image.shape[2] not in (1, 3, 4):
+        raise InputError(f"expected 1, 3 or 4 channels, got {image.shape[2]}")
+    gray = image.ndim == 2 or image.shape[2] == 1
+    alpha = image[..., 3:4] if image.ndim == 3 and image.shape[2] == 4 else None
+    if gray:
+        plane = image.reshape(image.shape[0], image.shape[1])
+        rgb_in = np.repeat(plane[..., None], 3, axis=2)
+    else:
+        rgb_in = image[..., :3]
+    rgb, scale = _to_rgb_float(rgb_in)
+    out = deblur_rgb(model, rgb, tile=tile, progress=progress)
+    if gray:
+        out = out.mean(axis=2, keepdims=image.ndim == 3)
+    result = _from_rgb_float(out, scale, image.dtype)
+    if alpha is not None:
+        result = np.concatenate([result, alpha], axis=2)
+    return result

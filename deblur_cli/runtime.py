@@ -1,0 +1,33 @@
+"""Process-wide start-up tuning that must happen before the first large tensor."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_tuned = False
+
+
+def tune_allocator() -> bool:
+    """Stop glibc from unmapping large activations after every call.
+
+    With default settings glibc returns each big buffer to the OS and re-maps it on the next
+    forward, which halves PyTorch's CPU speed at 720p (performance.md). Linux/glibc only; a
+    no-op elsewhere and when the user already set MALLOC_* variables.
+    """
+    global _tuned
+    if _tuned or not sys.platform.startswith("linux"):
+        return _tuned
+    if "MALLOC_MMAP_MAX_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_MAX, 0)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    except (OSError, AttributeError):
+        return False
+    _tuned = True
+    return True

@@ -1,0 +1,367 @@
+"""Where weights come from: resolve a name, path or hf:// URL to a verified safetensors file.
+
+Resolution order for ``--weights SPEC``: a local file; ``hf://owner/repo/path[@revision]``;
+a name in the registry (``weights/registry.toml`` shipped in the package, plus the TOML file
+named by ``$DEBLUR_REGISTRY`` if set); with no SPEC, the registry's bundled default.
+Nothing here ever falls back to random weights, and nothing here unpickles code: safetensors
+files are plain tensors and official ``.pt`` checkpoints go through ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_path
+from .errors import WeightsError
+from .model import ARCHITECTURE, CONFIGS, ModelConfig, infer_config
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FORMAT_VERSION = "deblur-cli/1"
+REGISTRY_PACKAGE = "deblur_cli.registry"
+REGISTRY_FILE = "registry.toml"
+
+
+# --------------------------------------------------------------------------- file format
+
+
+@dataclass
+class WeightFile:
+    """A loaded weight file: tensors with official key names, the config, and metadata."""
+
+    state_dict: dict[str, torch.Tensor]
+    config: ModelConfig
+    metadata: dict[str, Any]
+    path: Path | None = None
+
+
+def save_weights(
+    path: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    config: ModelConfig,
+    **metadata: Any,
+) -> Path:
+    """Write safetensors with our metadata; atomic, so a crash never leaves half a file."""
+    from safetensors.torch import save_file
+
+    meta = {
+        "format": FORMAT_VERSION,
+        "architecture": ARCHITECTURE,
+        "config": json.dumps(config.to_dict()),
+    }
+    for key, value in metadata.items():
+        if value is not None:
+            meta[key] = value if isinstance(value, str) else json.dumps(value)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state_dict.items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return path
+
+
+def read_weights(path: str | os.PathLike) -> WeightFile:
+    """Load a safetensors file (ours, or bare official keys) or an official ``.pt`` checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if path.suffix in (".pt", ".pth"):
+        state_dict, metadata = read_official_checkpoint(path)
+    else:
+        state_dict, metadata = _read_safetensors(path)
+    try:
+        config = infer_config(state_dict)
+    except (KeyError, ValueError) as err:
+        raise WeightsError(f"{path}: not a DeepDeblur multi-scale network ({err})") from None
+    if "config" in metadata:
+        stored = ModelConfig.from_dict(json.loads(metadata["config"]))
+        if stored != config:
+            raise WeightsError(f"{path}: metadata config {stored} does not match the tensors")
+    return WeightFile(state_dict, config, metadata, path)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{path}: not a readable safetensors file ({err})") from None
+    arch = metadata.get("architecture", ARCHITECTURE)
+    if arch != ARCHITECTURE:
+        raise WeightsError(f"{path}: architecture {arch!r} is not supported")
+    return tensors, metadata
+
+
+def read_official_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read DeepDeblur-PyTorch ``model-*.pt`` (``{'G': state_dict, 'D': ...}``) safely."""
+    try:
+        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
+        raise WeightsError(
+            f"{path}: refused: the file holds more than tensors (pickled code?): {first}"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise WeightsError(
+            f"{path}: not a PyTorch checkpoint ({str(err).splitlines()[0]})"
+        ) from None
+    if isinstance(checkpoint, dict) and "G" in checkpoint and isinstance(checkpoint["G"], dict):
+        state_dict = checkpoint["G"]
+    elif isinstance(checkpoint, dict) and any(
+        str(k).startswith("body_models.") for k in checkpoint
+    ):
+        state_dict = checkpoint
+    else:
+        raise WeightsError(f"{path}: not a DeepDeblur checkpoint (no 'G' generator state dict)")
+    state_dict = {str(k).removeprefix("module."): v for k, v in state_dict.items()}
+    if not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise WeightsError(f"{path}: not a DeepDeblur checkpoint (non-tensor entries)")
+    return state_dict, {"source": f"official DeepDeblur-PyTorch checkpoint {path.name}"}
+
+
+def convert_official(src: str | os.PathLike, dst: str | os.PathLike, **metadata: Any) -> WeightFile:
+    """Convert an official checkpoint to our safetensors format, inferring its config."""
+    src = Path(src)
+    if not src.is_file():
+        raise WeightsError(f"checkpoint not found: {src}")
+    state_dict, meta = read_official_checkpoint(src)
+    try:
+        config = infer_config(state_dict)
+    except (KeyError, ValueError) as err:
+        raise WeightsError(f"{src}: not a DeepDeblur multi-scale network ({err})") from None
+    meta.update({"license": "MIT (DeepDeblur-PyTorch, 2018 Seungjun Nah)"})
+    meta.update({k: v for k, v in metadata.items() if v is not None})
+    save_weights(dst, state_dict, config, **meta)
+    return WeightFile(state_dict, config, meta, Path(dst))
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass
+class RegistryEntry:
+    """One named model: where its file comes from and the sha256 it must have."""
+
+    name: str
+    sha256: str
+    config: ModelConfig
+    description: str = ""
+    bundled: str | None = None  # file name inside the deblur_cli.registry package
+    repo_id: str | None = None
+    filename: str | None = None
+    revision: str = "main"
+    license: str = ""
+    training_data: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        if self.bundled:
+            return f"bundled ({self.bundled})"
+        return f"hf://{self.repo_id}/{self.filename}@{self.revision}"
+
+
+@dataclass
+class Registry:
+    default: str
+    entries: dict[str, RegistryEntry]
+
+    def get(self, name: str) -> RegistryEntry:
+        if name not in self.entries:
+            known = ", ".join(sorted(self.entries)) or "none"
+            raise WeightsError(f"unknown weights {name!r} (known: {known})")
+        return self.entries[name]
+
+
+def _parse_entry(name: str, raw: dict[str, Any], origin: str) -> RegistryEntry:
+    try:
+        config_raw = raw["config"]
+        if isinstance(config_raw, str):
+            config = CONFIGS[config_raw]
+        else:
+            config = ModelConfig.from_dict(config_raw)
+        entry = RegistryEntry(
+            name=name,
+            sha256=str(raw["sha256"]).lower(),
+            config=config,
+            description=raw.get("description", ""),
+            bundled=raw.get("bundled"),
+            repo_id=raw.get("repo_id"),
+            filename=raw.get("filename"),
+            revision=str(raw.get("revision", "main")),
+            license=raw.get("license", ""),
+            training_data=raw.get("training_data", ""),
+            metrics=dict(raw.get("metrics", {})),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise WeightsError(f"{origin}: bad registry entry {name!r} ({err})") from None
+    if not entry.bundled and not (entry.repo_id and entry.filename):
+        raise WeightsError(f"{origin}: entry {name!r} needs 'bundled' or 'repo_id' + 'filename'")
+    return entry
+
+
+def load_registry() -> Registry:
+    """The packaged registry, extended (and overridden by name) by ``$DEBLUR_REGISTRY``."""
+    text = resources.files(REGISTRY_PACKAGE).joinpath(REGISTRY_FILE).read_text("utf-8")
+    sources = [(f"{REGISTRY_PACKAGE}/{REGISTRY_FILE}", text)]
+    extra = os.environ.get("DEBLUR_REGISTRY")
+    if extra:
+        try:
+            sources.append((extra, Path(extra).read_text("utf-8")))
+        except OSError as err:
+            raise WeightsError(f"cannot read $DEBLUR_REGISTRY {extra}: {err.strerror}") from None
+    default = ""
+    entries: dict[str, RegistryEntry] = {}
+    for origin, body in sources:
+        try:
+            data = tomllib.loads(body)
+        except tomllib.TOMLDecodeError as err:
+            raise WeightsError(f"{origin}: invalid TOML ({err})") from None
+        default = data.get("default", default)
+        for name, raw in data.get("models", {}).items():
+            entries[name] = _parse_entry(name, raw, origin)
+    return Registry(default, entries)
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hub_kwargs() -> dict[str, Any]:
+    """Read HF_ENDPOINT / HF_HOME / HF_HUB_CACHE / HF_HUB_OFFLINE at call time, not import."""
+    kwargs: dict[str, Any] = {}
+    if os.environ.get("HF_ENDPOINT"):
+        kwargs["endpoint"] = os.environ["HF_ENDPOINT"].rstrip("/")
+    if os.environ.get("HF_HUB_CACHE"):
+        kwargs["cache_dir"] = os.environ["HF_HUB_CACHE"]
+    elif os.environ.get("HF_HOME"):
+        kwargs["cache_dir"] = str(Path(os.environ["HF_HOME"]) / "hub")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        kwargs["local_files_only"] = True
+    return kwargs
+
+
+def hub_download(repo_id: str, filename: str, revision: str = "main") -> Path:
+    """``hf_hub_download`` into the standard cache, with errors turned into one line."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    kwargs = _hub_kwargs()
+    where = f"hf://{repo_id}/{filename}@{revision}"
+    try:
+        return Path(hf_hub_download(repo_id, filename, revision=revision, **kwargs))
+    except LocalEntryNotFoundError:
+        hint = " (offline: HF_HUB_OFFLINE is set)" if kwargs.get("local_files_only") else ""
+        raise WeightsError(
+            f"{where} is not in the local cache and cannot be fetched{hint}"
+        ) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
+        raise WeightsError(f"{where} not found on the Hub ({type(err).__name__})") from None
+    except Exception as err:  # network stacks raise many types; the user needs one line
+        raise WeightsError(f"download of {where} failed: {str(err).splitlines()[0]}") from None
+
+
+def _discard(path: Path) -> None:
+    """Remove a cached file: the snapshot link and the blob it points to."""
+    blob = path.resolve()
+    for p in {path, blob}:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def verify(path: Path, expected_sha256: str, *, discard: bool) -> Path:
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        if discard:
+            _discard(path)
+        removed = " (file removed)" if discard else ""
+        raise WeightsError(
+            f"sha256 mismatch for {path.name}: expected {expected_sha256[:12]}…, "
+            f"got {actual[:12]}…{removed}"
+        )
+    return path
+
+
+def fetch_entry(entry: RegistryEntry) -> Path:
+    """The verified local file of a registry entry, downloading it if needed."""
+    if entry.bundled:
+        path = Path(str(resources.files(REGISTRY_PACKAGE).joinpath(entry.bundled)))
+        if not path.is_file():
+            raise WeightsError(f"bundled weights {entry.bundled} are missing from the installation")
+        return verify(path, entry.sha256, discard=False)
+    assert entry.repo_id and entry.filename
+    path = hub_download(entry.repo_id, entry.filename, entry.revision)
+    return verify(path, entry.sha256, discard=True)
+
+
+def parse_hf_url(spec: str) -> tuple[str, str, str]:
+    """``hf://owner/repo/path/file.safetensors[@revision]`` → (repo_id, filename, revision)."""
+    body = spec[len("hf://") :]
+    revision = "main"
+    if "@" in body:
+        body, revision = body.rsplit("@", 1)
+    parts = body.split("/")
+    if len(parts) < 3 or not all(parts) or not revision:
+        raise WeightsError(f"bad hf:// address {spec!r}: use hf://owner/repo/file[@revision]")
+    return "/".join(parts[:2]), "/".join(parts[2:]), revision
+
+
+def resolve_weights(spec: str | os.PathLike | None = None) -> Path:
+    """Turn ``--weights`` into a verified local file (see the module docstring for the order)."""
+    if spec is None or str(spec) == "":
+        registry = load_registry()
+        if not registry.default:
+            raise WeightsError("no default weights configured in the registry")
+        return fetch_entry(registry.get(registry.default))
+    text = str(spec)
+    if Path(text).is_file():
+        return Path(text)
+    if text.startswith("hf://"):
+        repo_id, filename, revision = parse_hf_url(text)
+        registry = load_registry()
+        for entry in registry.entries.values():
+            if (entry.repo_id, entry.filename, entry.revision) == (repo_id, filename, revision):
+                return fetch_entry(entry)
+        return hub_download(repo_id, filename, revision)
+    registry = load_registry()
+    if text in registry.entries:
+        return fetch_entry(registry.entries[text])
+    if os.sep in text or text.endswith((".safetensors", ".pt", ".pth")):
+        raise WeightsError(f"weights file not found: {text}")
+    known = ", ".join(sorted(registry.entries)) or "none"
+    raise WeightsError(
+        f"unknown weights {text!r}: not a file, hf:// address or registry name ({known})"
+    )
+
+
+def load_weight_file(spec: str | os.PathLike | None = None) -> WeightFile:
+    return read_weights(resolve_weights(spec))
