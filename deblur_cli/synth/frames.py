@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,9 +208,9 @@ def _av_reason(err: Exception) -> str:
 def frame_windows(
     source: FrameSource,
     windows: Iterator[Window],
-    skip: set[str] | frozenset[str] = frozenset(),
+    skip: Callable[[str], bool] = lambda name: False,
 ) -> Iterator[tuple[Window, list[np.ndarray] | None]]:
-    """Pair each planned window with its frames; ``None`` for windows named in ``skip``.
+    """Pair each planned window with its frames; ``None`` for windows ``skip`` approves.
 
     Folders are read only where needed (a resumed run costs nothing for finished pairs);
     videos are decoded straight through, as they must be. Stops at the last full window.
@@ -220,7 +220,7 @@ def frame_windows(
         for window in windows:
             if window.stop > total:
                 return
-            if window.name in skip:
+            if skip(window.name):
                 yield window, None
             else:
                 yield window, [source.read(i) for i in range(window.start, window.stop)]
@@ -228,7 +228,7 @@ def frame_windows(
     frames = iter(source)
     position = 0
     for window in windows:
-        wanted = window.name not in skip
+        wanted = not skip(window.name)
         batch: list[np.ndarray] = []
         for frame in frames:
             if position >= window.start:

@@ -1,0 +1,311 @@
+"""``deblur synth``: make blurry/sharp training pairs (GOPRO_Large layout)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..errors import InputError, OutputError
+from ..synth.frames import FrameSource
+from ..synth.jobs import FramesJob, StillsJob, plan_stills, response_settings
+from ..synth.layout import SceneWriter, write_preview
+from ..synth.response import Response, load_crf
+from ..synth.stills import StillOptions
+from .common import console
+
+PREVIEW_ROWS = 4
+
+
+def _range(kind: type) -> Callable[[click.Context, click.Parameter, str | None], tuple | None]:
+    """Parse 'A-B' or 'A' into an inclusive (lo, hi) pair of ``kind``."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+        if value is None:
+            return None
+        lo, sep, hi = value.partition("-")
+        try:
+            pair = (kind(lo), kind(hi if sep else lo))
+        except ValueError:
+            raise click.BadParameter(f"expected A-B or A, got {value!r}") from None
+        if pair[0] > pair[1]:
+            raise click.BadParameter(f"range {value!r} is backwards")
+        return pair
+
+    return parse
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _check_output(output: Path, inputs: tuple[Path, ...]) -> None:
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"{output}: exists and is not a folder")
+    for path in inputs:
+        if path.exists() and path.resolve() == output.resolve():
+            raise OutputError(f"{output}: the output folder cannot be an input")
+
+
+def _report(made: int, skipped: int, seconds: float, output: Path) -> None:
+    rate = made / seconds if seconds > 0 and made else 0.0
+    console.print(
+        f"{made} pairs written, {skipped} already there, in {seconds:.1f} s "
+        f"({rate:.2f} pairs/s) → [bold]{output}[/bold]"
+    )
+
+
+@click.group("synth")
+def synth() -> None:
+    """Make blurry/sharp training pairs: GOPRO-style from frames, or camera shake on stills.
+
+    \b
+    Output (what 'deblur train' reads):
+      OUT/<scene>/blur_gamma/NNNNNN.png   blurry, averaged in linear light
+      OUT/<scene>/blur/NNNNNN.png         (frames) averaged without the camera response
+      OUT/<scene>/sharp/NNNNNN.png        the sharp target
+    Runs are resumable: the same command skips pairs that are already complete.
+    """
+
+
+@synth.command("frames")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="OUT folder.")
+@click.option(
+    "--frames",
+    "sizes",
+    default="7-13",
+    show_default=True,
+    callback=_range(int),
+    help="Frames averaged per pair, drawn per pair from this range (240 fps footage).",
+)
+@click.option(
+    "--gap", type=click.IntRange(0), default=0, show_default=True, help="Frames left between pairs."
+)
+@click.option(
+    "--gamma",
+    type=click.FloatRange(0.1, 10),
+    default=2.2,
+    show_default=True,
+    help="Camera response as a power law.",
+)
+@click.option(
+    "--crf",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Measured camera response instead of --gamma: 256 increasing values (.txt/.csv/.npy).",
+)
+@click.option(
+    "--plain/--no-plain",
+    default=True,
+    show_default=True,
+    help="Also write blur/ (frames averaged without the response, like GOPRO_Large).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the window sizes.")
+@click.option("--max-pairs", type=click.IntRange(1), default=None, help="Stop after N per input.")
+@click.option("--scene", default=None, help="Scene name (one input only). Default: input name.")
+@click.option("--preview", is_flag=True, help=f"Write OUT/preview.png of {PREVIEW_ROWS} pairs.")
+def frames_cmd(
+    inputs: tuple[Path, ...],
+    output: Path,
+    sizes: tuple[int, int],
+    gap: int,
+    gamma: float,
+    crf: Path | None,
+    plain: bool,
+    seed: int,
+    max_pairs: int | None,
+    scene: str | None,
+    preview: bool,
+) -> None:
+    """Average consecutive frames (a folder of images or a video) into GOPRO-style pairs.
+
+    Each blurry image is the mean of N consecutive frames in linear light; the middle frame
+    is its sharp target and names the pair. Use footage at high frame rate (GOPRO used
+    240 fps); for 30 fps video use --frames 3-5.
+
+    \b
+    Examples:
+      deblur synth frames GOPR0477_11_00/ -o data/train
+      deblur synth frames clip.mp4 -o data/train --frames 5-9 --seed 1 --preview
+    """
+    if sizes[0] < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--frames")
+    if scene is not None and len(inputs) > 1:
+        raise click.UsageError("--scene takes a single input")
+    _check_output(output, inputs)
+    response = load_crf(crf) if crf is not None else Response.from_gamma(gamma)
+    settings = {
+        "frames": list(sizes),
+        "gap": gap,
+        "seed": seed,
+        "plain": plain,
+        **response_settings(response),
+    }
+    jobs = []
+    for path in inputs:
+        source = FrameSource(path)
+        name = scene or source.name
+        if any(job.writer.root.name == name for job in jobs):
+            raise InputError(f"two inputs are both named {name!r}: run them separately")
+        writer = SceneWriter(output / name, "frames", settings, plain=plain)
+        jobs.append(FramesJob(source, writer, sizes, gap, seed, response, plain, max_pairs))
+    expected = [job.expected() for job in jobs]
+    total = None if None in expected else sum(expected)
+    made = skipped = 0
+    start = time.perf_counter()
+    records = []
+    with _progress() as progress:
+        task = progress.add_task("synth frames", total=total)
+        for job in jobs:
+
+            def advance(name: str, was_skipped: bool) -> None:
+                nonlocal made, skipped
+                skipped += was_skipped
+                made += not was_skipped
+                progress.advance(task)
+
+            records += [(job.writer, r) for r in job.run(advance)]
+    _report(made, skipped, time.perf_counter() - start, output)
+    if preview:
+        rows = [
+            (w.path("blur_gamma", r["name"]), w.path("sharp", r["name"]), _caption(w, r))
+            for w, r in _spread(records)
+        ]
+        console.print(f"preview → [bold]{write_preview(rows, output / 'preview.png')}[/bold]")
+
+
+def _caption(writer: SceneWriter, record: dict) -> str:
+    count = len(record.get("frames", [])) or None
+    return f"{writer.root.name}/{record['name']}" + (f", {count} frames" if count else "")
+
+
+def _spread(records: list) -> list:
+    """A few pairs spread over the whole run, for the preview."""
+    if len(records) <= PREVIEW_ROWS:
+        return records
+    step = (len(records) - 1) / (PREVIEW_ROWS - 1)
+    return [records[round(i * step)] for i in range(PREVIEW_ROWS)]
+
+
+@synth.command("stills")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="OUT folder.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Makes the run reproducible.")
+@click.option(
+    "--per-image", type=click.IntRange(1), default=1, show_default=True, help="Pairs per photo."
+)
+@click.option(
+    "--blur",
+    default="0.01-0.04",
+    show_default=True,
+    callback=_range(float),
+    help="Blur extent at the worst point, as a fraction of the image diagonal.",
+)
+@click.option("--rotation", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Weight of pitch/yaw shake.")  # fmt: skip
+@click.option("--roll", type=click.FloatRange(0), default=0.5, show_default=True,
+              help="Weight of roll (blur grows towards the corners).")  # fmt: skip
+@click.option("--translation", type=click.FloatRange(0), default=0.2, show_default=True,
+              help="Weight of sideways camera motion.")  # fmt: skip
+@click.option("--zoom", type=click.FloatRange(0), default=0.1, show_default=True,
+              help="Weight of forward motion (radial blur).")  # fmt: skip
+@click.option("--objects", type=click.IntRange(0, 10), default=0, show_default=True,
+              help="Moving object layers pasted from other input photos.")  # fmt: skip
+@click.option("--noise", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Max sensor noise, std in grey levels at mid-grey (blurry only).")  # fmt: skip
+@click.option("--jpeg", default=None, callback=_range(int), metavar="Q1-Q2",
+              help="Re-encode the blurry image as JPEG, quality drawn from Q1-Q2.")  # fmt: skip
+@click.option("--gamma", type=click.FloatRange(0.1, 10), default=2.2, show_default=True,
+              help="Camera response as a power law.")  # fmt: skip
+@click.option("--max-side", type=click.IntRange(32), default=None,
+              help="Shrink larger photos to this many pixels first (faster, cleaner).")  # fmt: skip
+@click.option("--scene", default=None, help="Put every pair in this one scene.")
+@click.option("--preview", is_flag=True, help=f"Write OUT/preview.png of {PREVIEW_ROWS} pairs.")
+def stills_cmd(
+    inputs: tuple[Path, ...],
+    output: Path,
+    seed: int,
+    per_image: int,
+    blur: tuple[float, float],
+    rotation: float,
+    roll: float,
+    translation: float,
+    zoom: float,
+    objects: int,
+    noise: float,
+    jpeg: tuple[int, int] | None,
+    gamma: float,
+    max_side: int | None,
+    scene: str | None,
+    preview: bool,
+) -> None:
+    """Blur sharp photos with random handheld camera shake (spatially varying blur).
+
+    Each pair renders a random 3-D shake trajectory as a sequence of homographies, averaged
+    in linear light; borders the warps leave empty are cropped from both images. Folders are
+    searched recursively; each subfolder becomes a scene.
+
+    \b
+    Examples:
+      deblur synth stills photos/ -o data/stills --seed 1 --preview
+      deblur synth stills photos/ -o data/stills --per-image 3 --objects 1 --noise 2 --jpeg 80-95
+    """
+    _check_output(output, inputs)
+    try:
+        options = StillOptions(
+            gamma=gamma,
+            blur=blur,
+            rotation=rotation,
+            roll=roll,
+            translation=translation,
+            zoom=zoom,
+            objects=objects,
+            noise=noise,
+            jpeg=jpeg,
+        )
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    items = plan_stills(list(inputs), scene, exclude=output)
+    job = StillsJob(items, output, options, seed, per_image, max_side)
+    made = skipped = 0
+    start = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("synth stills", total=job.expected())
+
+        def advance(name: str, was_skipped: bool) -> None:
+            nonlocal made, skipped
+            skipped += was_skipped
+            made += not was_skipped
+            progress.advance(task)
+
+        records = job.run(advance)
+    _report(made, skipped, time.perf_counter() - start, output)
+    if preview:
+        writers = job.writers()
+        flat = [(writers[s], r) for s, rs in records.items() for r in rs]
+        rows = [
+            (w.path("blur_gamma", r["name"]), w.path("sharp", r["name"]), _caption(w, r))
+            for w, r in _spread(flat)
+        ]
+        console.print(f"preview → [bold]{write_preview(rows, output / 'preview.png')}[/bold]")
+
+
+COMMANDS = [synth]
