@@ -113,8 +113,9 @@ def render_still(sharp: np.ndarray, rng: np.random.Generator, opts: StillOptions
     middle = steps // 2
     sharp_linear = linear
     for k, (h, t) in enumerate(zip(homographies, times, strict=True)):
+        # Cubic: bilinear resampling at sub-pixel poses would add blur of its own.
         frame = cv2.warpPerspective(
-            linear, h, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            linear, h, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT
         )
         mask = cv2.warpPerspective(ones, h, (width, height), flags=cv2.INTER_LINEAR)
         np.minimum(valid, mask, out=valid)
@@ -125,6 +126,8 @@ def render_still(sharp: np.ndarray, rng: np.random.Generator, opts: StillOptions
             sharp_linear = frame
     total /= steps
 
+    # Cubic taps reach one pixel further than the bilinear mask: keep a one-pixel margin.
+    valid = cv2.erode(valid, np.ones((3, 3), np.uint8))
     x0, y0, x1, y1 = largest_valid_rect(valid == 255)
     if x1 - x0 < 16 or y1 - y0 < 16:
         raise ValueError("the shake leaves less than 16x16 pixels; lower the blur range")
@@ -244,7 +247,7 @@ class _Layer:
 
     def composite(self, frame: np.ndarray, camera: np.ndarray, t: float) -> np.ndarray:
         m = camera @ self.motion(t)
-        obj = cv2.warpPerspective(self.patch, m, self.shape, flags=cv2.INTER_LINEAR)
+        obj = cv2.warpPerspective(self.patch, m, self.shape, flags=cv2.INTER_CUBIC)
         alpha = cv2.warpPerspective(self.alpha, m, self.shape, flags=cv2.INTER_LINEAR)
         alpha = alpha[..., None]
         return frame * (1.0 - alpha) + obj * alpha
