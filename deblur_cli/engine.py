@@ -185,13 +185,21 @@ class TilePlan:
                 yield y, x
 
 
-def _axis_starts(length: int, tile: int, overlap: int) -> tuple[int, tuple[int, ...]]:
+def _axis_starts(
+    length: int, tile: int, overlap: int, multiple: int = 1
+) -> tuple[int, tuple[int, ...]]:
+    """Evenly spread starts, each a multiple of ``multiple`` except the last (flush with the
+    border), so a tile's Gaussian pyramid samples the same pixels as the whole image's does;
+    any two neighbours share at least ``overlap`` px."""
     if length <= tile:
         return length, (0,)
-    n = math.ceil((length - overlap) / (tile - overlap))
-    n = max(n, 2)
-    starts = tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
-    return tile, starts
+    stride = max((tile - overlap) // multiple * multiple, multiple)
+    last = length - tile
+    n = math.ceil(last / stride) + 1
+    spacing = last / (n - 1)
+    # ceil keeps every gap <= stride (ceil(spacing) <= stride as stride is a multiple).
+    inner = {min(math.ceil(i * spacing / multiple) * multiple, last) for i in range(n - 1)}
+    return tile, tuple(sorted(inner | {last}))
 
 
 def fit_tile(length: int, max_tile: int, overlap: int, multiple: int) -> int:
@@ -211,8 +219,8 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int) 
     tile = max(int(tile // multiple * multiple), multiple)
     overlap = min(overlap, tile // 2)
     overlap = overlap // multiple * multiple
-    tile_h, ys = _axis_starts(height, fit_tile(height, tile, overlap, multiple), overlap)
-    tile_w, xs = _axis_starts(width, fit_tile(width, tile, overlap, multiple), overlap)
+    tile_h, ys = _axis_starts(height, fit_tile(height, tile, overlap, multiple), overlap, multiple)
+    tile_w, xs = _axis_starts(width, fit_tile(width, tile, overlap, multiple), overlap, multiple)
     return TilePlan(height, width, tile_h, tile_w, ys, xs)
 
 

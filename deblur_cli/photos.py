@@ -52,6 +52,14 @@ def check_not_input(src: Path, dst: Path, overwrite: bool) -> None:
         raise OutputError(f"{dst} is the input; pass --overwrite to replace it on purpose")
 
 
+def read_input(src: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+    """Decode an input and reject what the network cannot use, before any model work."""
+    pixels, info = read_image(src)
+    if min(pixels.shape[:2]) < 8:
+        raise InputError(f"{src}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
+    return pixels, info
+
+
 def deblur_file(
     model: Deblurrer,
     src: str | os.PathLike,
@@ -64,14 +72,27 @@ def deblur_file(
     """Read, deblur and atomically write one image, keeping depth, alpha and metadata."""
     src, dst = Path(src), Path(dst)
     check_not_input(src, dst, overwrite)
-    pixels, info = read_image(src)
-    if min(pixels.shape[:2]) < 8:
-        raise InputError(f"{src}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
+    pixels, info = read_input(src)
+    result = deblur_decoded(model, pixels, info, dst, quality=quality, compare=compare)
+    return pixels, result
+
+
+def deblur_decoded(
+    model: Deblurrer,
+    pixels: np.ndarray,
+    info: ImageInfo,
+    dst: str | os.PathLike,
+    *,
+    quality: int = 95,
+    compare: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """The second half of :func:`deblur_file`, for callers that decode first (so that a bad
+    input fails before the model is even loaded)."""
     result = deblur_array(model, pixels)
     write_image(dst, result, info, quality=quality)
     if compare is not None:
         write_image(compare, side_by_side(pixels, result), ImageInfo(icc_profile=info.icc_profile))
-    return pixels, result
+    return result
 
 
 def _to_rgb8(pixels: np.ndarray) -> np.ndarray:

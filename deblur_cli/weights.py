@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -110,16 +111,17 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 def read_official_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read DeepDeblur-PyTorch ``model-*.pt`` (``{'G': state_dict, 'D': ...}``) safely."""
     try:
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns at length; our one-line error says it
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
         raise WeightsError(
             f"{path}: refused: the file holds more than tensors (pickled code?): {first}"
         ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise WeightsError(
-            f"{path}: not a PyTorch checkpoint ({str(err).splitlines()[0]})"
-        ) from None
+    except Exception as err:  # garbage makes the unpickler raise anything (KeyError, ...)
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise WeightsError(f"{path}: not a PyTorch checkpoint ({detail})") from None
     if isinstance(checkpoint, dict) and "G" in checkpoint and isinstance(checkpoint["G"], dict):
         state_dict = checkpoint["G"]
     elif isinstance(checkpoint, dict) and any(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.text import Text
 
+from ..engine import Deblurrer
 from ..errors import InputError
-from ..photos import deblur_file, plan_outputs
+from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
 from .common import console, describe, model_options, open_model
 
 
@@ -62,14 +64,18 @@ def image(
     if compare is not None and len(inputs) > 1:
         raise click.UsageError("--compare takes a single input")
     jobs = plan_outputs(list(inputs), output)
-    model = open_model(weights, device, precision, tile, overlap)
-    console.print(f"[dim]{describe(model)}[/dim]")
+    model: Deblurrer | None = None
     for src, dst in jobs:
+        check_not_input(src, dst, overwrite)
+        # Decode before loading the model: a bad input costs no model load and prints nothing
+        # but its one error line.
+        pixels, info = read_input(src)
+        if model is None:
+            model = open_model(weights, device, precision, tile, overlap)
+            console.print(f"[dim]{describe(model)}[/dim]")
         with console.status(f"deblurring {src.name}…"):
-            pixels, _ = deblur_file(
-                model, src, dst, quality=quality, overwrite=overwrite, compare=compare
-            )
-        console.print(f"{src} → [bold]{dst}[/bold] ({pixels.shape[1]}x{pixels.shape[0]})")
+            deblur_decoded(model, pixels, info, dst, quality=quality, compare=compare)
+        console.print(Text(f"{src} → {dst} ({pixels.shape[1]}x{pixels.shape[0]})"), soft_wrap=True)
 
 
 COMMANDS = [image]

@@ -1,0 +1,287 @@
+"""Deblur a whole folder tree: resumable, sharded across ranks, with I/O overlapping the model.
+
+This is the library behind ``deblur batch``. The job list is the sorted relative paths of all
+images under the input folder, so every process (one per GPU under ``torchrun``, or one per
+``--shard I/N``) computes the same list and takes every N-th file: no coordination needed.
+Outputs are written atomically, so "the output exists" means "the output is complete", and a
+rerun after a crash or SIGKILL simply skips what is already there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Deblurrer, deblur_array
+from .errors import DeblurError, InputError, OutputError
+from .io.images import IMAGE_EXTENSIONS, ImageInfo, write_image
+from .photos import read_input
+
+TMP_MARK = ".tmp"  # atomic_path names temporaries ".STEM.RANDOM.tmpSUFFIX"
+
+
+# --------------------------------------------------------------------------- sharding
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the files: every ``count``-th one starting at ``index``."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise DeblurError(f"invalid shard {self.index}/{self.count} (need 0 <= I < N)")
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def take(self, items: list) -> list:
+        return items[self.index :: self.count]
+
+
+def parse_shard(text: str) -> Shard:
+    """``"I/N"`` (0-based I) → :class:`Shard`; one clear error for anything else."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise DeblurError(f"--shard expects I/N, e.g. 0/4, not {text!r}") from None
+    return Shard(index, count)
+
+
+def shard_from_env(env: Mapping[str, str] | None = None) -> Shard | None:
+    """The shard torchrun (or any launcher setting RANK and WORLD_SIZE) gave this process."""
+    env = os.environ if env is None else env
+    if "RANK" not in env or "WORLD_SIZE" not in env:
+        return None
+    try:
+        return Shard(int(env["RANK"]), int(env["WORLD_SIZE"]))
+    except ValueError:
+        raise DeblurError("RANK and WORLD_SIZE must be integers") from None
+
+
+def rank_device(device: str, env: Mapping[str, str] | None = None) -> str:
+    """Under torchrun each rank takes its own GPU: ``auto`` becomes ``cuda:LOCAL_RANK``."""
+    env = os.environ if env is None else env
+    if device != "auto" or "LOCAL_RANK" not in env:
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(env['LOCAL_RANK']) % torch.cuda.device_count()}"
+
+
+# --------------------------------------------------------------------------- the job list
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+
+
+def find_images(root: Path, exclude: Path | None = None) -> list[Path]:
+    """Image files under ``root``, sorted by relative path (the same list on every rank).
+
+    Hidden files and folders are skipped (they include our own temporaries), symlinked
+    folders are not followed (no cycles), and ``exclude`` (an output folder inside the input
+    folder) is left out so a rerun never deblurs its own results.
+    """
+    if not root.exists():
+        raise InputError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise InputError(f"{root}: is a file, not a folder (use 'deblur image' for files)")
+    skip = exclude.resolve() if exclude is not None else None
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root, onerror=None, followlinks=False):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != skip)
+        found += [
+            here / f
+            for f in files
+            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS
+        ]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def plan_batch(
+    root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    *,
+    shard: Shard | None = None,
+) -> list[Job]:
+    """This shard's (input, output) pairs; the output tree mirrors the input tree."""
+    root, out_root = Path(root), Path(out_root)
+    if out_root.exists() and not out_root.is_dir():
+        raise OutputError(f"{out_root}: exists and is not a folder")
+    if root.exists() and out_root.exists() and root.resolve() == out_root.resolve():
+        raise OutputError(f"{out_root}: is the input folder; outputs would replace the inputs")
+    sources = find_images(root, exclude=out_root)
+    if not sources:
+        raise InputError(f"{root}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
+    jobs = [Job(src, out_root / src.relative_to(root)) for src in sources]
+    return (shard or Shard()).take(jobs)
+
+
+def _temp_target(tmp: Path) -> Path | None:
+    """The output an abandoned ``.STEM.RANDOM.tmpSUFFIX`` temporary was meant to become."""
+    name = tmp.name
+    if not name.startswith(".") or TMP_MARK not in name:
+        return None
+    head, _, suffix = name[1:].rpartition(TMP_MARK)
+    stem, dot, _random = head.rpartition(".")
+    if not dot or not stem:
+        return None
+    return tmp.with_name(stem + suffix)
+
+
+def remove_stale_temporaries(jobs: list[Job]) -> int:
+    """Delete temporaries a killed run left beside *this shard's* outputs (other ranks may be
+    writing theirs right now, so only our own targets are touched)."""
+    targets = {job.dst for job in jobs}
+    removed = 0
+    for folder in {job.dst.parent for job in jobs}:
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if _temp_target(entry) in targets:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed += 1
+    return removed
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class FileResult:
+    """What happened to one file; ``error`` is the one-line message when it failed."""
+
+    job: Job
+    status: str  # "done" | "failed"
+    megapixels: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class BatchSummary:
+    total: int = 0
+    skipped: int = 0
+    done: int = 0
+    failed: list[FileResult] = field(default_factory=list)
+    megapixels: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def megapixels_per_s(self) -> float:
+        return self.megapixels / self.seconds if self.seconds > 0 else 0.0
+
+
+def split_done(jobs: list[Job], force: bool = False) -> tuple[list[Job], list[Job]]:
+    """(to do, already done): an existing output is complete because writes are atomic."""
+    if force:
+        return list(jobs), []
+    todo = [job for job in jobs if not job.dst.exists()]
+    done = [job for job in jobs if job.dst.exists()]
+    return todo, done
+
+
+def _message(err: BaseException, job: Job) -> str:
+    if isinstance(err, DeblurError):
+        text = str(err)
+        return text if str(job.src) in text or str(job.dst) in text else f"{job.src}: {text}"
+    if isinstance(err, MemoryError):
+        return f"{job.src}: out of memory"
+    detail = " ".join(str(err).split()) or type(err).__name__
+    return f"{job.src}: {detail}"
+
+
+Decoded = tuple[np.ndarray, ImageInfo]
+
+
+def run_batch(
+    model: Deblurrer,
+    jobs: list[Job],
+    *,
+    quality: int = 95,
+    workers: int = 2,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> BatchSummary:
+    """Deblur ``jobs`` in order. Decoding runs ahead and encoding trails behind in worker
+    threads (OpenCV and zlib release the GIL), so the model rarely waits for the disk.
+    A file that fails is reported through ``on_result`` and the rest carry on."""
+    summary = BatchSummary(total=len(jobs))
+    workers = max(1, workers)
+    start = time.perf_counter()
+
+    def record(result: FileResult) -> None:
+        if result.status == "done":
+            summary.done += 1
+            summary.megapixels += result.megapixels
+        else:
+            summary.failed.append(result)
+        summary.seconds = time.perf_counter() - start
+        if on_result:
+            on_result(result)
+
+    readers = ThreadPoolExecutor(workers, thread_name_prefix="deblur-read")
+    writers = ThreadPoolExecutor(workers, thread_name_prefix="deblur-write")
+    reads: deque[tuple[Job, Future[Decoded]]] = deque()
+    writes: deque[tuple[Job, float, Future[Path]]] = deque()
+    pending = iter(jobs)
+
+    def refill() -> None:
+        while len(reads) < workers + 1:
+            job = next(pending, None)
+            if job is None:
+                return
+            reads.append((job, readers.submit(read_input, job.src)))
+
+    def drain(limit: int) -> None:
+        while writes and (len(writes) > limit or writes[0][2].done()):
+            job, mp, future = writes.popleft()
+            try:
+                future.result()
+            except Exception as err:  # one bad file must not stop the batch
+                record(FileResult(job, "failed", error=_message(err, job)))
+            else:
+                record(FileResult(job, "done", megapixels=mp))
+
+    try:
+        refill()
+        while reads:
+            job, future = reads.popleft()
+            refill()
+            try:
+                pixels, info = future.result()
+                result = deblur_array(model, pixels)
+            except Exception as err:  # reported, then on to the next file
+                record(FileResult(job, "failed", error=_message(err, job)))
+            else:
+                mp = pixels.shape[0] * pixels.shape[1] / 1e6
+                del pixels
+                writes.append(
+                    (job, mp, writers.submit(write_image, job.dst, result, info, quality=quality))
+                )
+            drain(limit=workers)
+        drain(limit=0)
+    finally:
+        readers.shutdown(wait=True, cancel_futures=True)
+        writers.shutdown(wait=True)  # let started writes finish: they are atomic anyway
+    summary.seconds = time.perf_counter() - start
+    return summary

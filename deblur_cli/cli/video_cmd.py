@@ -1,0 +1,210 @@
+"""``deblur video``: a clip in, a sharper clip out that plays exactly like the original."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from ..engine import deblur_array
+from ..errors import DeblurError
+from ..video import (
+    SEGMENT_SECONDS,
+    EncodeSettings,
+    VideoResult,
+    export_frames,
+    parse_time,
+    parts_folder,
+    probe,
+    process_video,
+)
+from .common import console, describe, model_options, open_model
+
+
+class Interrupted(DeblurError):
+    """Ctrl-C: one line saying what was kept and how to go on."""
+
+    exit_code = 130
+
+
+class FpsColumn(ProgressColumn):
+    """Frames per second over rich's recent window (task.speed)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.speed
+        return Text(f"{speed:.2f} fps" if speed else "– fps", style="progress.data.speed")
+
+
+def default_output(path: Path) -> Path:
+    """``clip.mp4`` → ``clip_deblurred.mp4``: same container as the source."""
+    return path.with_name(f"{path.stem}_deblurred{path.suffix}")
+
+
+@click.command("video")
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output video. Default: NAME_deblurred.EXT beside the input.",
+)
+@model_options
+@click.option("--codec", default="libx264", show_default=True, help="Video encoder.")
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 63),
+    default=18,
+    show_default=True,
+    help="Constant quality (x264/x265/VPx/AV1); lower = better and bigger.",
+)
+@click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset.")
+@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
+@click.option("--start", default=None, metavar="TIME", help="Start at TIME (s, MM:SS, H:MM:SS).")
+@click.option("--end", default=None, metavar="TIME", help="Stop before TIME.")
+@click.option(
+    "--frames-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write deblurred PNG frames (upright) and timestamps.txt here instead of a video.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run from its finished segments instead of starting over.",
+)
+@click.option(
+    "--segment",
+    type=click.FloatRange(0.01),
+    default=SEGMENT_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Resume granularity: video is encoded in pieces this long, each on a keyframe.",
+)
+def video(
+    input: Path,
+    output: Path | None,
+    weights,
+    device,
+    precision,
+    tile,
+    overlap,
+    codec: str,
+    crf: int,
+    preset: str,
+    pix_fmt: str,
+    start: str | None,
+    end: str | None,
+    frames_dir: Path | None,
+    resume: bool,
+    segment: float,
+) -> None:
+    """Deblur a video; frame rate, timestamps, rotation, audio and subtitles are kept.
+
+    \b
+    Examples:
+      deblur video clip.mp4                      # writes clip_deblurred.mp4
+      deblur video clip.mov -o sharp.mp4 --crf 20
+      deblur video clip.mp4 --start 0:12 --end 0:20
+      deblur video clip.mp4 --frames-dir frames/
+      deblur video long.mp4 --resume             # after Ctrl-C or a crash
+    """
+    if output is not None and frames_dir is not None:
+        raise click.UsageError("give either --output or --frames-dir, not both")
+    t0, t1 = parse_time(start), parse_time(end)
+    info = probe(input)
+    settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+    model = open_model(weights, device, precision, tile, overlap)
+    console.print(f"[dim]{describe(model)}[/dim]")
+    console.print(
+        f"[dim]{input.name}: {info.width}x{info.height} {info.codec} "
+        f"{float(info.rate):.3f} fps"
+        + (f", rotated {info.rotation}°" if info.rotation else "")
+        + (f", {', '.join(info.other_streams)}" if info.other_streams else "")
+        + "[/dim]"
+    )
+    job = {
+        "weights": describe(model),
+        "file": str(model.weights.path) if model.weights and model.weights.path else None,
+        "tile": model.tile,
+        "overlap": model.overlap,
+    }
+
+    def fn(rgb: np.ndarray) -> np.ndarray:
+        return deblur_array(model, rgb)
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames"),
+        FpsColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    done = 0
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(input.name, total=None)
+
+        def progress(n: int, total: int | None) -> None:
+            nonlocal done
+            if done == 0 and n > 0:
+                bar.reset(task, total=total, completed=n)  # resumed frames: not in the fps
+            else:
+                bar.update(task, completed=n, total=total)
+            done = n
+
+        try:
+            if frames_dir is not None:
+                result: VideoResult = export_frames(
+                    input,
+                    frames_dir,
+                    fn,
+                    start=t0,
+                    end=t1,
+                    resume=resume,
+                    progress=progress,
+                    info=info,
+                )
+            else:
+                dst = output or default_output(input)
+                result = process_video(
+                    input,
+                    dst,
+                    fn,
+                    settings=settings,
+                    start=t0,
+                    end=t1,
+                    resume=resume,
+                    segment_seconds=segment,
+                    job=job,
+                    progress=progress,
+                    info=info,
+                )
+        except KeyboardInterrupt:
+            where = frames_dir or parts_folder(output or default_output(input))
+            raise Interrupted(
+                f"interrupted after {done} frames; finished work is kept in {where}: "
+                "run the same command with --resume to continue"
+            ) from None
+    for line in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {line}")
+    if result.resumed_frames:
+        console.print(f"[dim]resumed: {result.resumed_frames} frames were already done[/dim]")
+    console.print(f"{input} → [bold]{result.output}[/bold] ({result.frames} frames)")
+
+
+COMMANDS = [video]

@@ -1,0 +1,451 @@
+"""Where training pairs come from: GOPRO folders, paired folders, or synthesised on the fly.
+
+Every source answers the same three questions: how many items it has, a random training
+patch for item *i* given a random generator, and a fixed validation pair for item *i*.
+Samples are pure functions of ``(seed, sample id)``, never of hidden global state, so a run
+resumed from a checkpoint, or split across DDP processes and DataLoader workers, sees exactly
+the pairs an uninterrupted single-process run would have seen.
+
+Layouts recognised by :func:`open_source` (``KIND:PATH`` forces a kind):
+
+* ``gopro``  — ``ROOT/<scene>/{blur_gamma|blur}/*.png`` + ``ROOT/<scene>/sharp/*.png``
+  (GOPRO_Large ``train/`` or ``test/``; ``ROOT`` may also be one scene);
+* ``pairs``  — ``ROOT/blur/*`` + ``ROOT/sharp/*`` matched by file name (extension ignored);
+* ``frames`` — high-frame-rate sequences, ``ROOT/*.png`` or ``ROOT/<sequence>/*.png``:
+  7–13 consecutive frames are averaged in linear light, the middle frame is the target;
+* ``stills`` — sharp photos, blurred by ``deblur_cli.synth.synth_still`` (camera shake).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import InputError
+from ..io.images import IMAGE_EXTENSIONS, read_image
+from .augment import AugmentConfig, augment_pair, center_crop, random_crop
+
+KINDS = ("gopro", "pairs", "frames", "stills")
+BLUR_DIRS = ("blur_gamma", "blur")
+FRAMES_MIN, FRAMES_MAX = 7, 13  # GOPRO: 7-13 frames at 240 fps per blurry image
+STILL_MARGIN = 64  # extra context around a still crop so blur does not see the crop border
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Any image we can read → HxWx3 in 0..255 (uint8, or float32 for 16-bit/float files)."""
+    pixels, _ = read_image(path)
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    pixels = pixels[..., :3]
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return pixels.astype(np.float32) * np.float32(255.0 / 65535.0)
+    return pixels.astype(np.float32) * np.float32(255.0)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class Source:
+    """A set of items that can each give a training patch and a validation pair."""
+
+    kind = ""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def sample(
+        self, index: int, rng: np.random.Generator, patch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A random ``patch``² blurry/sharp crop of item ``index``."""
+        raise NotImplementedError
+
+    def val_pair(self, index: int, crop: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """A fixed pair for item ``index``: the same every call (central crop, 0 = whole)."""
+        raise NotImplementedError
+
+    def split(self, n_val: int) -> tuple[Source, Source]:
+        """Hold back about ``n_val`` items for validation: (train, val)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.root} ({len(self)} items)"
+
+
+class PairSource(Source):
+    """Aligned blurry/sharp files (GOPRO scenes or a paired folder)."""
+
+    def __init__(self, root: Path, pairs: Sequence[tuple[Path, Path]], kind: str) -> None:
+        super().__init__(root)
+        self.pairs = list(pairs)
+        self.kind = kind
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        blur_path, sharp_path = self.pairs[index]
+        blur, sharp = load_rgb(blur_path), load_rgb(sharp_path)
+        if blur.shape != sharp.shape:
+            raise InputError(
+                f"{blur_path.name}: blurry {blur.shape[1]}x{blur.shape[0]} and sharp "
+                f"{sharp.shape[1]}x{sharp.shape[0]} differ in size"
+            )
+        return blur, sharp
+
+    def sample(self, index, rng, patch):
+        return random_crop(*self._load(index), patch, rng)
+
+    def val_pair(self, index, crop, seed):
+        blur, sharp = self._load(index)
+        return center_crop(blur, crop), center_crop(sharp, crop)
+
+    def split(self, n_val):
+        # Every k-th pair rather than the last ones: GOPRO lists are sorted by scene, and
+        # a validation set from one scene only would say little.
+        n_val = min(n_val, len(self.pairs) - 1)
+        if n_val <= 0:
+            return self, PairSource(self.root, [], self.kind)
+        step = len(self.pairs) / n_val
+        held = {int(i * step + step / 2) for i in range(n_val)}
+        train = [p for i, p in enumerate(self.pairs) if i not in held]
+        val = [p for i, p in enumerate(self.pairs) if i in held]
+        return PairSource(self.root, train, self.kind), PairSource(self.root, val, self.kind)
+
+    def names(self) -> list[str]:
+        return [blur.name for blur, _ in self.pairs]
+
+
+class FrameSource(Source):
+    """High-frame-rate sequences averaged into GOPRO-style blur (``synth.average_frames``)."""
+
+    kind = "frames"
+
+    def __init__(self, root: Path, sequences: Sequence[Sequence[Path]], gamma: float = 2.2) -> None:
+        super().__init__(root)
+        self.sequences = [list(s) for s in sequences if len(s) >= FRAMES_MIN]
+        self.gamma = gamma
+        self._starts = [0]
+        for seq in self.sequences:
+            self._starts.append(self._starts[-1] + len(seq))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def _window(self, index: int, n: int) -> list[Path]:
+        s = bisect.bisect_right(self._starts, index) - 1
+        seq = self.sequences[s]
+        n = min(n, len(seq))
+        start = min(max(index - self._starts[s] - n // 2, 0), len(seq) - n)
+        return seq[start : start + n]
+
+    def _average(self, paths: list[Path], crop) -> tuple[np.ndarray, np.ndarray]:
+        from ..synth import average_frames  # lazy: synthesis is an optional room
+
+        frames = [crop(load_rgb(p)) for p in paths]
+        shapes = {f.shape for f in frames}
+        if len(shapes) != 1:
+            raise InputError(f"{paths[0].parent}: frames differ in size")
+        frames = [np.clip(np.rint(f), 0, 255).astype(np.uint8) for f in frames]
+        return average_frames(frames, gamma=self.gamma), frames[len(frames) // 2]
+
+    def sample(self, index, rng, patch):
+        n = int(rng.integers(FRAMES_MIN, FRAMES_MAX + 1))
+        paths = self._window(index, n)
+        first = load_rgb(paths[0])
+        h, w = first.shape[:2]
+        if h < patch or w < patch:
+            raise InputError(f"{paths[0]}: {w}x{h} is smaller than the {patch}px patch")
+        y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+        return self._average(paths, lambda im: im[y : y + patch, x : x + patch])
+
+    def val_pair(self, index, crop, seed):
+        n = (FRAMES_MIN + FRAMES_MAX) // 2
+        return self._average(self._window(index, n), lambda im: center_crop(im, crop))
+
+    def split(self, n_val):
+        # Validation = the last frames of each sequence: neighbouring frames are nearly
+        # identical, so a random split would leak.
+        if n_val <= 0 or not self.sequences:
+            return self, FrameSource(self.root, [], self.gamma)
+        per_seq = -(-n_val // len(self.sequences))
+        take = per_seq * FRAMES_MAX
+        train, val = [], []
+        for seq in self.sequences:
+            if len(seq) - take >= FRAMES_MIN:
+                train.append(seq[:-take])
+                # One validation item per window of FRAMES_MAX frames.
+                val.append(seq[-take:])
+            else:
+                train.append(seq)
+        val_source = _SparseFrames(self.root, val, self.gamma)
+        return FrameSource(self.root, train, self.gamma), val_source
+
+
+class _SparseFrames(FrameSource):
+    """Validation over held-back frames: one item per FRAMES_MAX-frame window."""
+
+    def __len__(self) -> int:
+        return sum(len(s) // FRAMES_MAX for s in self.sequences)
+
+    def val_pair(self, index, crop, seed):
+        for seq in self.sequences:
+            k = len(seq) // FRAMES_MAX
+            if index < k:
+                n = (FRAMES_MIN + FRAMES_MAX) // 2
+                window = seq[index * FRAMES_MAX : index * FRAMES_MAX + n]
+                return self._average(window, lambda im: center_crop(im, crop))
+            index -= k
+        raise IndexError(index)
+
+
+class StillSource(Source):
+    """Sharp photos blurred on the fly by ``synth.synth_still`` (camera-shake trajectories)."""
+
+    kind = "stills"
+
+    def __init__(
+        self, root: Path, paths: Sequence[Path], options: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(root)
+        self.paths = list(paths)
+        self.options = dict(options or {})
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _synth(self, sharp: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        from ..synth import synth_still  # lazy: synthesis is an optional room
+
+        sharp = np.clip(np.rint(sharp), 0, 255).astype(np.uint8)
+        try:
+            return synth_still(sharp, rng, **self.options)
+        except ValueError as err:  # bad options or a photo the generator cannot use
+            raise InputError(f"{self.root}: synth_still: {err}") from None
+
+    def sample(self, index, rng, patch):
+        image = load_rgb(self.paths[index])
+        h, w = image.shape[:2]
+        if h < patch or w < patch:
+            raise InputError(f"{self.paths[index]}: {w}x{h} is smaller than the {patch}px patch")
+        side_h, side_w = min(h, patch + 2 * STILL_MARGIN), min(w, patch + 2 * STILL_MARGIN)
+        y, x = int(rng.integers(0, h - side_h + 1)), int(rng.integers(0, w - side_w + 1))
+        blur, sharp = self._synth(image[y : y + side_h, x : x + side_w], rng)
+        blur, sharp = center_crop(blur, patch, 1), center_crop(sharp, patch, 1)
+        if blur.shape[:2] != (patch, patch):
+            raise InputError(f"synth_still returned {blur.shape[1]}x{blur.shape[0]} < {patch}px")
+        return blur, sharp
+
+    def val_pair(self, index, crop, seed):
+        image = load_rgb(self.paths[index])
+        region = center_crop(image, crop + 2 * STILL_MARGIN if crop else 0)
+        blur, sharp = self._synth(region, np.random.default_rng([seed, 1, index]))
+        return center_crop(blur, crop), center_crop(sharp, crop)
+
+    def split(self, n_val):
+        n_val = min(n_val, len(self.paths) - 1)
+        if n_val <= 0:
+            return self, StillSource(self.root, [], self.options)
+        step = len(self.paths) / n_val
+        held = {int(i * step + step / 2) for i in range(n_val)}
+        train = [p for i, p in enumerate(self.paths) if i not in held]
+        val = [p for i, p in enumerate(self.paths) if i in held]
+        return StillSource(self.root, train, self.options), StillSource(
+            self.root, val, self.options
+        )
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _match_by_name(blur_dir: Path, sharp_dir: Path) -> list[tuple[Path, Path]]:
+    blurs = list_images(blur_dir)
+    sharps = {p.stem: p for p in list_images(sharp_dir)}
+    missing = [b.name for b in blurs if b.stem not in sharps]
+    if missing:
+        raise InputError(
+            f"{sharp_dir}: no sharp image for {len(missing)} blurry file(s), e.g. {missing[0]}"
+        )
+    return [(b, sharps[b.stem]) for b in blurs]
+
+
+def _scene_blur_dir(scene: Path, blur_dir: str) -> Path | None:
+    names = BLUR_DIRS if blur_dir == "auto" else (blur_dir,)
+    for name in names:
+        if (scene / name).is_dir():
+            return scene / name
+    return None
+
+
+def gopro_pairs(root: Path, blur_dir: str = "auto") -> list[tuple[Path, Path]]:
+    """Pairs of a GOPRO_Large split (``ROOT/<scene>/...``) or of one scene folder."""
+    scenes = (
+        [root]
+        if (root / "sharp").is_dir()
+        else sorted(d for d in root.iterdir() if d.is_dir() and (d / "sharp").is_dir())
+    )
+    pairs: list[tuple[Path, Path]] = []
+    for scene in scenes:
+        blur = _scene_blur_dir(scene, blur_dir)
+        if blur is None:
+            want = " or ".join(BLUR_DIRS) if blur_dir == "auto" else blur_dir
+            raise InputError(f"{scene}: no {want}/ folder beside sharp/")
+        pairs += _match_by_name(blur, scene / "sharp")
+    return pairs
+
+
+def detect_kind(root: Path) -> str:
+    """Guess the layout of a folder (see the module docstring)."""
+    if (root / "blur").is_dir() and (root / "sharp").is_dir():
+        return "pairs"
+    subdirs = [d for d in root.iterdir() if d.is_dir()]
+    if (root / "sharp").is_dir() or any((d / "sharp").is_dir() for d in subdirs):
+        return "gopro"
+    if list_images(root):
+        return "stills"
+    if any(list_images(d) for d in subdirs):
+        return "frames"
+    raise InputError(f"{root}: no images, blur/+sharp/ pairs or GOPRO scenes found")
+
+
+def parse_spec(spec: str) -> tuple[str | None, Path]:
+    """``KIND:PATH`` or ``PATH`` → (kind or None, path)."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in KINDS:
+        return kind, Path(rest)
+    return None, Path(spec)
+
+
+def open_source(
+    spec: str,
+    blur_dir: str = "auto",
+    synth_options: dict[str, Any] | None = None,
+    gamma: float = 2.2,
+) -> Source:
+    """A :class:`Source` for ``[KIND:]PATH``; raises :class:`InputError` with a clear line."""
+    kind, root = parse_spec(spec)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
+    kind = kind or detect_kind(root)
+    if kind == "pairs":
+        source: Source = PairSource(root, _match_by_name(root / "blur", root / "sharp"), kind)
+    elif kind == "gopro":
+        source = PairSource(root, gopro_pairs(root, blur_dir), kind)
+    elif kind == "frames":
+        sequences = [list_images(root)] + [
+            list_images(d) for d in sorted(root.iterdir()) if d.is_dir()
+        ]
+        source = FrameSource(root, [s for s in sequences if s], gamma)
+    else:
+        source = StillSource(root, list_images(root), synth_options)
+    if len(source) == 0:
+        raise InputError(f"{root}: no usable {kind} data found")
+    return source
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)
+
+
+@dataclass
+class TrainSet(Dataset):
+    """Patches indexed by a global sample id; item ``k`` depends only on ``(seed, k)``.
+
+    Ids run over epochs: epoch ``k // len`` visits every item once in a permutation drawn
+    from the seed, so a run sees all data evenly without any sampler state to checkpoint.
+    """
+
+    sources: list[Source]
+    patch: int = 256
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self._starts = [0]
+        for source in self.sources:
+            self._starts.append(self._starts[-1] + len(source))
+        if self._starts[-1] == 0:
+            raise InputError("no training data")
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        cached = getattr(self, "_perm_cache", None)
+        if cached is None or cached[0] != epoch:
+            cached = (epoch, np.random.default_rng([self.seed, 2, epoch]).permutation(len(self)))
+            self._perm_cache = cached
+        return cached[1]
+
+    def __getitem__(self, sample_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, pos = divmod(int(sample_id), len(self))
+        item = int(self._permutation(epoch)[pos])
+        s = bisect.bisect_right(self._starts, item) - 1
+        rng = np.random.default_rng([self.seed, 0, int(sample_id)])
+        blur, sharp = self.sources[s].sample(item - self._starts[s], rng, self.patch)
+        blur, sharp = augment_pair(blur, sharp, rng, self.augment)
+        return to_tensor(blur), to_tensor(sharp)
+
+
+@dataclass
+class ValSet(Dataset):
+    """Fixed validation pairs (central crops of held-back items), one at a time."""
+
+    sources: list[Source]
+    crop: int = 256
+    seed: int = 0
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        self.items = [(s, i) for s in self.sources for i in range(len(s))]
+        if self.limit is not None:
+            self.items = self.items[: self.limit]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        source, i = self.items[index]
+        blur, sharp = source.val_pair(i, self.crop, self.seed)
+        return to_tensor(blur), to_tensor(sharp)
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batch sampler: at step ``s`` this rank takes ids ``s*B + rank*b .. + b`` (B = b*world).
+
+    Starting at ``start_step`` is all that resuming needs, and the union over ranks of one
+    step's batches is the same global batch whatever the number of processes.
+    """
+
+    def __init__(self, start_step: int, end_step: int, per_rank: int, rank: int, world: int):
+        self.start, self.end = start_step, end_step
+        self.per_rank, self.rank, self.world = per_rank, rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __iter__(self):
+        global_batch = self.per_rank * self.world
+        for step in range(self.start, self.end):
+            first = step * global_batch + self.rank * self.per_rank
+            yield list(range(first, first + self.per_rank))

@@ -1,0 +1,169 @@
+"""``deblur image`` end to end: formats, bit depth, alpha, orientation, metadata, bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageCms, ImageOps
+from photo_helpers import data_file, identity_weights, random_weights, run_deblur
+
+from deblur_cli.cli import main
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("weights")
+    return {
+        "identity": identity_weights(folder / "identity.safetensors"),
+        "random": random_weights(folder / "random.safetensors"),
+    }
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A real photo (RGB uint8), shrunk so the tests stay fast."""
+    path = data_file("sharp", "kodak24crop_ffdnet")
+    rgb = np.asarray(Image.open(sorted(path.iterdir())[0]).convert("RGB"))
+    return np.ascontiguousarray(cv2.resize(rgb, (96, 64), interpolation=cv2.INTER_AREA))
+
+
+def deblur(*args: object) -> tuple[int, str]:
+    """In-process CLI call (fast); the error cases below use the real subprocess."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.stderr
+
+
+def test_16bit_png_stays_16bit(tmp_path: Path, weights, photo) -> None:
+    src, dst = tmp_path / "deep.png", tmp_path / "out.png"
+    low_byte = np.arange(96, dtype=np.uint32)[None, :, None]  # detail 8 bits could not hold
+    deep = (photo.astype(np.uint32) * 256 + low_byte).astype(np.uint16)
+    cv2.imwrite(str(src), cv2.cvtColor(deep, cv2.COLOR_RGB2BGR))
+    code, err = deblur("image", src, "-o", dst, "--weights", weights["identity"],
+                       "--precision", "fp32")  # fmt: skip
+    assert code == 0, err
+    out = cv2.imread(str(dst), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (64, 96, 3)
+    assert np.abs(cv2.cvtColor(out, cv2.COLOR_BGR2RGB).astype(int) - deep).max() <= 1
+
+
+def test_rgba_keeps_alpha(tmp_path: Path, weights, photo) -> None:
+    src, dst = tmp_path / "rgba.png", tmp_path / "out.png"
+    alpha = np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (64, 1))
+    Image.fromarray(np.dstack([photo, alpha]), "RGBA").save(src)
+    code, err = deblur("image", src, "-o", dst, "--weights", weights["random"])
+    assert code == 0, err
+    out = Image.open(dst)
+    assert out.mode == "RGBA"
+    assert np.array_equal(np.asarray(out)[..., 3], alpha)
+
+
+def test_grayscale_stays_grayscale(tmp_path: Path, weights, photo) -> None:
+    src = tmp_path / "gray.png"
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    cv2.imwrite(str(src), gray)
+    code, err = deblur("image", src, "--weights", weights["identity"], "--precision", "fp32")
+    assert code == 0, err
+    out = cv2.imread(str(tmp_path / "gray_deblurred.png"), cv2.IMREAD_UNCHANGED)
+    assert out.ndim == 2 and np.array_equal(out, gray)
+
+
+def test_exif_rotated_jpeg_comes_out_upright_with_exif_and_icc(tmp_path: Path, weights) -> None:
+    src, dst = tmp_path / "phone.jpg", tmp_path / "out.jpg"
+    stored = np.zeros((48, 80, 3), np.uint8)  # landscape as stored by the sensor
+    stored[:, :20] = (230, 30, 30)  # a red band on the stored left edge
+    stored[:10, :] = (30, 30, 230)  # and a blue band on the stored top
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    exif[0x010F] = "TestCam"  # Make
+    Image.fromarray(stored).save(src, quality=98, exif=exif.tobytes(), icc_profile=icc)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(src)).convert("RGB"))
+    assert upright.shape == (80, 48, 3)
+
+    code, err = deblur("image", src, "-o", dst, "--weights", weights["identity"],
+                       "--precision", "fp32")  # fmt: skip
+    assert code == 0, err
+    out = Image.open(dst)
+    pixels = np.asarray(out.convert("RGB")).astype(int)
+    assert pixels.shape == (80, 48, 3)
+    assert np.abs(pixels - upright).mean() < 3  # same picture, same way up
+    assert out.info.get("icc_profile") == icc
+    out_exif = out.getexif()
+    assert out_exif.get(0x010F) == "TestCam"
+    assert out_exif.get(0x0112, 1) == 1  # no viewer rotates it a second time
+
+
+def test_icc_and_exif_carried_to_png(tmp_path: Path, weights, photo) -> None:
+    src, dst = tmp_path / "tagged.png", tmp_path / "out.png"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x013B] = "A. Photographer"  # Artist
+    Image.fromarray(photo).save(src, icc_profile=icc, exif=exif.tobytes())
+    code, err = deblur("image", src, "-o", dst, "--weights", weights["random"])
+    assert code == 0, err
+    out = Image.open(dst)
+    assert out.info.get("icc_profile") == icc
+    assert out.getexif().get(0x013B) == "A. Photographer"
+
+
+def test_compare_picture(tmp_path: Path, weights, photo) -> None:
+    src = tmp_path / "a.jpg"
+    Image.fromarray(photo).save(src)
+    code, err = deblur("image", src, "--weights", weights["random"], "--compare",
+                       tmp_path / "ab.png")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "a_deblurred.jpg").is_file()
+    assert cv2.imread(str(tmp_path / "ab.png")).shape[1] > 2 * 96
+
+
+def _assert_one_line_failure(result, *absent: Path) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for path in absent:
+        assert not path.exists()
+    leftovers = [p for p in absent[0].parent.iterdir() if ".tmp" in p.name] if absent else []
+    assert not leftovers
+
+
+def test_truncated_jpeg_fails_cleanly(tmp_path: Path, weights, photo) -> None:
+    full = io.BytesIO()
+    Image.fromarray(photo).save(full, format="JPEG", quality=95)
+    src, dst = tmp_path / "cut.jpg", tmp_path / "out.jpg"
+    src.write_bytes(full.getvalue()[: len(full.getvalue()) // 2])
+    result = run_deblur("image", src, "-o", dst, "--weights", weights["random"])
+    _assert_one_line_failure(result, dst)
+    assert "truncated" in result.stderr
+
+
+def test_text_file_named_png_fails_cleanly(tmp_path: Path, weights) -> None:
+    src = tmp_path / "notes.png"
+    src.write_text("this is not a picture\n")
+    result = run_deblur("image", src, "--weights", weights["random"])
+    _assert_one_line_failure(result, tmp_path / "notes_deblurred.png")
+
+
+def test_missing_input_fails_cleanly(tmp_path: Path, weights) -> None:
+    result = run_deblur("image", tmp_path / "nope.jpg", "--weights", weights["random"])
+    _assert_one_line_failure(result, tmp_path / "nope_deblurred.jpg")
+
+
+def test_input_never_overwritten_without_flag(tmp_path: Path, weights, photo) -> None:
+    src = tmp_path / "keep.png"
+    Image.fromarray(photo).save(src)
+    before = src.read_bytes()
+    result = run_deblur("image", src, "-o", src, "--weights", weights["random"])
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1 and "--overwrite" in result.stderr
+    assert src.read_bytes() == before
+    code, _ = deblur("image", src, "-o", tmp_path, "--weights", weights["random"])  # same file
+    assert code != 0 and src.read_bytes() == before
+    code, err = deblur("image", src, "-o", src, "--weights", weights["random"], "--overwrite")
+    assert code == 0, err
+    assert src.read_bytes() != before

@@ -1,0 +1,84 @@
+"""The network and pyramid reproduce the official DeepDeblur-PyTorch code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import need_shared
+
+from deblur_cli.model import CONFIGS, ModelConfig, build_model, infer_config
+from deblur_cli.pyramid import gaussian_pyramid, pad_to_multiple
+
+
+def _fixture():
+    folder = need_shared("fixtures", "official-tiny")
+    return folder, np.load(folder / "io.npz")
+
+
+def test_pyramid_matches_official_fixture():
+    _, io = _fixture()
+    x = torch.from_numpy(io["blur"]).permute(2, 0, 1)[None].float()
+    levels = gaussian_pyramid(x, 3)
+    for i, level in enumerate(levels):
+        ours = level[0].permute(1, 2, 0).numpy()
+        assert ours.shape == io[f"pyramid_{i}"].shape
+        assert np.abs(ours - io[f"pyramid_{i}"]).max() < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(37, 51), (64, 96), (5, 9), (2, 3)])
+def test_pyramid_matches_scikit_image_on_odd_sizes(shape):
+    transform = pytest.importorskip("skimage.transform")
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0, 255, (*shape, 3)).astype(np.float32)
+    expected = list(
+        transform.pyramid_gaussian(image, max_layer=2, channel_axis=-1, preserve_range=True)
+    )
+    ours = gaussian_pyramid(torch.from_numpy(image).permute(2, 0, 1)[None], 3)
+    for level, ref in zip(ours, expected, strict=True):
+        got = level[0].permute(1, 2, 0).numpy()
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() < 1e-3
+
+
+def test_official_checkpoint_outputs_all_scales():
+    folder, io = _fixture()
+    checkpoint = torch.load(folder / "model-1000.pt", weights_only=True)
+    config = infer_config(checkpoint["G"])
+    assert config == ModelConfig(3, 2, 8, 5)
+    net = build_model(config).eval()
+    net.load_state_dict(checkpoint["G"])
+    x = torch.from_numpy(io["blur"]).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        outputs = net.forward_all(x)
+    for i, out in enumerate(outputs):
+        assert np.abs(out[0].permute(1, 2, 0).numpy() - io[f"output_{i}"]).max() < 1e-3
+
+
+def test_paper_config_matches_published_parameter_count():
+    net = build_model(CONFIGS["paper"])
+    state = net.state_dict()
+    assert len(state) == 244
+    assert sum(t.numel() for t in state.values()) == 11_721_321
+    assert "conv_end_models.0.uppath.0.weight" not in state
+    assert infer_config(state) == CONFIGS["paper"]
+
+
+@pytest.mark.parametrize("size", [(33, 47), (64, 64), (17, 90)])
+def test_any_size_and_config_round_trips_shape(size):
+    config = ModelConfig(n_scales=2, n_resblocks=1, n_feats=4, kernel_size=3)
+    net = build_model(config).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, *size) * 255)
+    assert out.shape == (1, 3, *size)
+    padded, original = pad_to_multiple(torch.zeros(1, 3, *size), 4)
+    assert padded.shape[-2] % 4 == 0 and padded.shape[-1] % 4 == 0 and original == size
+
+
+def test_infer_config_rejects_other_networks():
+    with pytest.raises(ValueError):
+        infer_config({"conv.weight": torch.zeros(3, 3, 3, 3)})
+    state = build_model(ModelConfig(3, 1, 4, 3)).state_dict()
+    state.pop("body_models.1.body.1.body.0.bias")
+    with pytest.raises(ValueError):
+        infer_config(state)

@@ -1,0 +1,309 @@
+"""``deblur video``: timing, audio, rotation, ranges, frames, errors and resume, end to end.
+
+Clips are made here with PyAV: a moving pattern at 30000/1001 fps plus a 440 Hz sine track.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import run_cli
+
+from deblur_cli.cli import main
+from deblur_cli.video import parse_time, parts_folder, probe, process_video
+
+FPS = Fraction(30000, 1001)
+W, H = 160, 96
+RATE = 48000
+
+
+def make_clip(
+    path: Path,
+    frames: int = 12,
+    *,
+    rotation: int = 0,
+    audio: bool = True,
+    video: bool = True,
+    options: dict[str, str] | None = None,
+) -> Path:
+    """A checkerboard sliding right, H.264 at 30000/1001 fps, with a stereo AAC sine."""
+    with av.open(str(path), "w", options=options or {}) as out:
+        if video:
+            v = out.add_stream("libx264", rate=FPS)
+            v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+            if rotation:
+                v.set_display_rotation(rotation)
+        if audio:
+            a = out.add_stream("aac", rate=RATE)
+            a.layout = "stereo"
+        if video:
+            y, x = np.mgrid[0:H, 0:W]
+            for i in range(frames):
+                board = (((x + 4 * i) // 8 + y // 8) % 2 * 180 + 40).astype(np.uint8)
+                rgb = np.stack([board, np.roll(board, i, 0), 255 - board], -1)
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts, frame.time_base = i, 1 / FPS
+                out.mux(v.encode(frame))
+            out.mux(v.encode(None))
+        if audio:
+            total = round(frames / FPS * RATE)
+            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(total) / RATE)).astype(np.float32)
+            for k in range(0, total, 1024):
+                chunk = wave[k : k + 1024]
+                af = av.AudioFrame.from_ndarray(
+                    np.stack([chunk, chunk]).T.reshape(1, -1).copy(), format="flt", layout="stereo"
+                )
+                af.sample_rate, af.pts, af.time_base = RATE, k, Fraction(1, RATE)
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+    return path
+
+
+def read_clip(path: Path) -> dict:
+    """What 'plays exactly like the original' means, measured."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = list(c.decode(v))
+        info = {
+            "times": [float(f.pts * v.time_base) for f in frames],
+            "rate": v.average_rate,
+            "rotation": frames[0].rotation,
+            "size": (frames[0].width, frames[0].height),
+            "first": frames[0].to_ndarray(format="rgb24"),
+        }
+    with av.open(str(path)) as c:
+        audio = c.streams.audio
+        if audio:
+            a = audio[0]
+            samples = sum(f.samples for f in c.decode(a))
+            info["audio_seconds"] = samples / a.codec_context.sample_rate
+            info["audio_codec"] = a.codec_context.name
+    return info
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    return make_clip(tmp_path / "clip.mp4", rotation=90)
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in stderr
+    return lines[0]
+
+
+def test_video_keeps_frames_timing_audio_rotation(clip: Path, tiny_weights: Path) -> None:
+    before = clip.read_bytes()
+    proc = run_cli("video", clip, "-w", tiny_weights, "--precision", "fp32", "--segment", "0.15")
+    assert proc.returncode == 0, proc.stderr
+    out = clip.with_name("clip_deblurred.mp4")
+    src, dst = read_clip(clip), read_clip(out)
+    assert len(dst["times"]) == len(src["times"]) == 12
+    assert dst["times"] == pytest.approx(src["times"], abs=1e-6)  # across 3 segments
+    assert dst["rate"] == FPS
+    assert dst["rotation"] == 90 and dst["size"] == (W, H)
+    assert dst["audio_codec"] == "aac"
+    assert dst["audio_seconds"] == pytest.approx(src["audio_seconds"], abs=1 / FPS)
+    assert dst["audio_seconds"] == pytest.approx(12 / FPS, abs=1 / FPS)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        duration = float(c.streams.video[0].duration * c.streams.video[0].time_base)
+    assert duration == pytest.approx(12 / FPS, abs=1 / FPS)
+    assert clip.read_bytes() == before
+    assert not parts_folder(out).exists()
+    assert "12/12" in proc.stderr and "fps" in proc.stderr
+
+
+def test_identity_round_trip_keeps_colours(clip: Path, tmp_path: Path) -> None:
+    out = process_video(clip, tmp_path / "same.mkv", lambda rgb: rgb).output
+    a, b = read_clip(clip), read_clip(out)
+    diff = b["first"].astype(float) - a["first"].astype(float)
+    # 4:2:0 smears the sharp coloured edges, but there is no colour-matrix or range shift
+    assert np.abs(diff.mean(axis=(0, 1))).max() < 2.5, diff.mean(axis=(0, 1))
+    assert len(b["times"]) == 12 and b["rotation"] == 90
+
+
+def test_start_end(clip: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "part.mp4"
+    proc = run_cli(
+        "video", clip, "-o", out, "-w", tiny_weights, "--precision", "fp32",
+        "--start", "0.1", "--end", "0:00.3",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    info = read_clip(out)
+    # frames at 3..8 x 1001/30000 s lie in [0.1, 0.3); the first is moved to time 0
+    assert info["times"] == pytest.approx([i * 1001 / 30000 for i in range(6)], abs=1e-6)
+    assert info["audio_seconds"] == pytest.approx(6 / FPS, abs=2 * 1024 / RATE)
+
+
+def test_frames_dir(clip: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    proc = run_cli(
+        "video", clip, "--frames-dir", folder, "-w", tiny_weights, "--precision", "fp32",
+        "--end", "0.2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    pngs = sorted(folder.glob("frame_*.png"))
+    assert len(pngs) == 6  # 0 .. 5 x 1001/30000 < 0.2
+    from PIL import Image
+
+    with Image.open(pngs[0]) as im:
+        assert im.size == (H, W)  # rotated upright
+    rows = (folder / "timestamps.txt").read_text().splitlines()[1:]
+    assert float(rows[5].split("\t")[1]) == pytest.approx(5 * 1001 / 30000, abs=1e-6)
+
+
+@pytest.mark.parametrize("faststart", [False, True])
+def test_truncated_clip_fails_cleanly(
+    clip: Path, tiny_weights: Path, tmp_path: Path, faststart: bool
+) -> None:
+    if faststart:  # index first: the cut only shows when comparing the index to the size
+        clip = make_clip(tmp_path / "fs.mp4", options={"movflags": "faststart"})
+    data = clip.read_bytes()
+    bad = tmp_path / "cut.mp4"
+    bad.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "out.mp4"
+    proc = run_cli("video", bad, "-o", out, "-w", tiny_weights)
+    assert proc.returncode != 0
+    assert "cut.mp4" in one_error_line(proc.stderr)
+    assert not out.exists() and not parts_folder(out).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_bad_inputs(tmp_path: Path, tiny_weights: Path) -> None:
+    runner = CliRunner()
+    sound = make_clip(tmp_path / "sound.mp4", video=False)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    cases = [
+        ([str(sound)], "no video stream"),
+        ([str(junk)], "not a readable video"),
+        ([str(tmp_path / "missing.mp4")], "no such file"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(main, ["video", *args, "-w", str(tiny_weights)])
+        assert result.exit_code == 2, result.output
+        assert message in one_error_line(result.stderr)
+    clip = make_clip(tmp_path / "c.mp4", frames=2, audio=False)
+    for extra, message in [
+        (["--codec", "nope"], "unknown video encoder"),
+        (["-o", str(tmp_path / "x.xyz")], "unsupported video container"),
+        (["-o", str(clip)], "is the input"),
+        (["--start", "1:xx"], "cannot read time"),
+    ]:
+        result = runner.invoke(main, ["video", str(clip), "-w", str(tiny_weights), *extra])
+        assert result.exit_code != 0
+        assert message in one_error_line(result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "c.mp4", "junk.mp4", "sound.mp4", "tiny.safetensors",
+    ]  # fmt: skip
+
+
+def test_ctrl_c_then_resume(
+    clip: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deblur_cli.cli import video_cmd
+    from deblur_cli.engine import deblur_array
+
+    calls = {"n": 0}
+
+    def flaky(model, rgb):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return deblur_array(model, rgb)
+
+    out = tmp_path / "out.mp4"
+    args = ["video", str(clip), "-o", str(out), "-w", str(tiny_weights), "--segment", "0.1"]
+    monkeypatch.setattr(video_cmd, "deblur_array", flaky)
+    result = CliRunner().invoke(main, [*args, "--precision", "fp32"])
+    assert result.exit_code == 130
+    assert "--resume" in one_error_line(result.stderr)
+    assert not out.exists()
+    manifest = json.loads((parts_folder(out) / "manifest.json").read_text())
+    assert sum(s["frames"] for s in manifest["segments"]) == 6  # two segments of 3 frames
+
+    calls["n"] = -100
+    result = CliRunner().invoke(main, [*args, "--precision", "fp32", "--resume"])
+    assert result.exit_code == 0, result.stderr
+    assert calls["n"] == -100 + 6  # only the frames not done yet
+    assert "resumed: 6 frames" in result.stderr
+    assert read_clip(out)["times"] == pytest.approx(read_clip(clip)["times"], abs=1e-6)
+    assert not parts_folder(out).exists()
+
+
+def test_resume_with_other_settings_refuses(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+
+    def stop(rgb: np.ndarray) -> np.ndarray:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        process_video(clip, out, stop, job={"model": "a"})
+    with pytest.raises(Exception, match="other settings"):
+        process_video(clip, out, lambda x: x, job={"model": "b"}, resume=True)
+
+
+KILL_SCRIPT = """
+import sys, time
+from deblur_cli.video import process_video
+def slow(rgb):
+    time.sleep(0.15)
+    return rgb
+process_video(sys.argv[1], sys.argv[2], slow, segment_seconds=0.1, resume=True)
+"""
+
+
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "long.mp4", frames=30)
+    out = tmp_path / "out.mp4"
+    manifest = parts_folder(out) / "manifest.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILL_SCRIPT), str(clip), str(out)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.is_file():
+            done = sum(s["frames"] for s in json.loads(manifest.read_text())["segments"])
+            if done >= 6:
+                break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 6 <= done < 30 and not out.exists()
+
+    seen = []
+
+    def count(rgb: np.ndarray) -> np.ndarray:
+        seen.append(1)
+        return rgb
+
+    result = process_video(clip, out, count, segment_seconds=0.1, resume=True)
+    assert result.resumed_frames >= done and len(seen) == 30 - result.resumed_frames
+    info = read_clip(out)
+    assert info["times"] == pytest.approx([i / FPS for i in range(30)], abs=1e-6)
+    assert info["audio_seconds"] == pytest.approx(30 / FPS, abs=1 / FPS)
+    assert not parts_folder(out).exists()
+
+
+def test_parse_time_and_probe(clip: Path) -> None:
+    assert parse_time("1:02.5") == 62.5 and parse_time("1:00:00") == 3600
+    assert parse_time("7") == 7 and parse_time(None) is None
+    info = probe(clip)
+    assert (info.width, info.height, info.rate, info.frames, info.rotation) == (W, H, FPS, 12, 90)
+    assert info.other_streams == ("audio:aac",)
