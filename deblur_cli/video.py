@@ -543,9 +543,10 @@ class SegmentWriter:
             info, s = self.info, self.settings
             stream = out.add_stream(s.codec, rate=info.rate)
             stream.width, stream.height, stream.pix_fmt = info.width, info.height, s.pix_fmt
-            stream.codec_context.time_base = info.time_base
-            stream.time_base = info.time_base
             cc = stream.codec_context
+            cc.time_base = info.time_base
+            cc.framerate = info.rate
+            stream.time_base = info.time_base
             for attr in ("colorspace", "color_range", "color_primaries", "color_trc"):
                 value = getattr(info, attr)
                 if value:
@@ -768,9 +769,11 @@ def mux(
                 template = first.streams.video[0]
                 video = out.add_stream_from_template(template)
                 if container_format(dst) in ("matroska", "webm"):
-                    # Matroska writes its frame-rate hint from the stream time base (its
-                    # timestamps are milliseconds whatever we choose).
+                    # Matroska's frame-rate hint comes from the codec parameters, where x264
+                    # put 1/time base; its timestamps are milliseconds whatever we choose.
                     video.time_base = 1 / info.rate
+                    if video.codec_context is not None:
+                        video.codec_context.framerate = info.rate
                 if info.rotation:
                     video.set_display_rotation(info.rotation)
                 main = _video_stream(info.path, src)
@@ -826,7 +829,7 @@ def _remove_stray_temps(folder: Path) -> None:
             child.unlink()
 
 
-def _check_output(src: Path, dst: Path) -> None:
+def check_output(src: Path, dst: Path) -> None:
     container_format(dst)
     with contextlib.suppress(OSError):
         if dst.exists() and os.path.samefile(src, dst):
@@ -872,7 +875,7 @@ def process_video(
     if start is not None and end is not None and end <= start:
         raise DeblurError("--end must be after --start")
     info = info or probe(src)
-    _check_output(src, dst)
+    check_output(src, dst)
     check_encoder(settings, info, dst)
     folder = parts_folder(dst)
     seg_frames = max(1, round(float(info.rate) * segment_seconds))

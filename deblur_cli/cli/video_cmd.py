@@ -24,6 +24,8 @@ from ..video import (
     SEGMENT_SECONDS,
     EncodeSettings,
     VideoResult,
+    check_encoder,
+    check_output,
     export_frames,
     parse_time,
     parts_folder,
@@ -124,8 +126,14 @@ def video(
     if output is not None and frames_dir is not None:
         raise click.UsageError("give either --output or --frames-dir, not both")
     t0, t1 = parse_time(start), parse_time(end)
+    if t0 is not None and t1 is not None and t1 <= t0:
+        raise click.UsageError("--end must be after --start")
     info = probe(input)
     settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+    dst = output or default_output(input)
+    if frames_dir is None:  # fail on a bad output before spending time loading the model
+        check_output(input, dst)
+        check_encoder(settings, info, dst)
     model = open_model(weights, device, precision, tile, overlap)
     console.print(f"[dim]{describe(model)}[/dim]")
     console.print(
@@ -180,7 +188,6 @@ def video(
                     info=info,
                 )
             else:
-                dst = output or default_output(input)
                 result = process_video(
                     input,
                     dst,
@@ -195,7 +202,7 @@ def video(
                     info=info,
                 )
         except KeyboardInterrupt:
-            where = frames_dir or parts_folder(output or default_output(input))
+            where = frames_dir or parts_folder(dst)
             raise Interrupted(
                 f"interrupted after {done} frames; finished work is kept in {where}: "
                 "run the same command with --resume to continue"
