@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,29 @@ def rank_device(device: str, env: Mapping[str, str] | None = None) -> str:
     if not torch.cuda.is_available():
         return device
     return f"cuda:{int(env['LOCAL_RANK']) % torch.cuda.device_count()}"
+
+
+def join_ranks(env: Mapping[str, str] | None = None) -> None:
+    """Under torchrun, wait until every rank has finished its shard.
+
+    torchrun stops all ranks as soon as one exits non-zero, so a rank that had a bad file
+    would otherwise kill the others half way. Joining the process group is itself a
+    rendezvous of all ranks; best effort (any failure to join is ignored).
+    """
+    env = os.environ if env is None else env
+    if int(env.get("WORLD_SIZE", "1") or 1) < 2 or "MASTER_ADDR" not in env:
+        return
+    try:
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            return
+        if not dist.is_initialized():
+            dist.init_process_group("gloo", timeout=timedelta(days=7))
+        dist.barrier()
+        dist.destroy_process_group()
+    except Exception:  # a missing peer must not turn a finished shard into a failure
+        return
 
 
 # --------------------------------------------------------------------------- the job list

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from photo_helpers import SMALL, TINY, data_file, identity_weights, psnr, random_weights
+from photo_helpers import TINY, data_file, identity_weights, psnr, random_weights
 
 from deblur_cli.engine import (
     _axis_weight,

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageCms, ImageOps
 from photo_helpers import data_file, identity_weights, random_weights, run_deblur
+from PIL import Image, ImageCms, ImageOps
 
 from deblur_cli.cli import main
 

@@ -22,6 +22,7 @@ from ..batch import (
     BatchSummary,
     FileResult,
     Shard,
+    join_ranks,
     parse_shard,
     plan_batch,
     rank_device,
@@ -126,10 +127,16 @@ def batch(
     todo, done_before = split_done(jobs, force=force)
     label = f"[rank {shard}] " if shard and shard.count > 1 else ""
     if not todo:
-        console.print(f"{label}all {len(jobs)} output(s) already exist in {output}: nothing to do")
+        console.print(
+            Text(f"{label}all {len(jobs)} output(s) already exist in {output}: nothing to do"),
+            soft_wrap=True,
+        )
+        join_ranks()
         return
     if done_before:
-        console.print(f"{label}resuming: {len(done_before)} of {len(jobs)} already done")
+        console.print(
+            Text(f"{label}resuming: {len(done_before)} of {len(jobs)} already done"), soft_wrap=True
+        )
     model = open_model(weights, rank_device(device), precision, tile, overlap)
     console.print(f"[dim]{label}{describe(model)}[/dim]")
 
@@ -159,6 +166,8 @@ def batch(
         summary = run_batch(model, todo, quality=quality, workers=workers, on_result=on_result)
     summary.skipped = len(done_before)
     console.print(_summary_table(summary, shard))
+    if under_launcher:
+        join_ranks()  # exit together: torchrun kills the others when one rank exits non-zero
     if summary.failed:
         raise DeblurError(
             f"{len(summary.failed)} of {len(todo)} file(s) failed (listed above); "
