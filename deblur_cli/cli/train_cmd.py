@@ -47,7 +47,9 @@ def parse_milestones(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not a list of numbers", param_hint="--milestones")
+        raise click.BadParameter(
+            f"{text!r} is not a list of numbers", param_hint="--milestones"
+        ) from None
     if any(v <= 0 for v in values):
         raise click.BadParameter("milestones must be positive", param_hint="--milestones")
     return values

@@ -120,7 +120,7 @@ class PairSource(Source):
     def split(self, n_val):
         # Every k-th pair rather than the last ones: GOPRO lists are sorted by scene, and
         # a validation set from one scene only would say little.
-        n_val = min(n_val, len(self.pairs) - 1)
+        n_val = min(n_val, len(self.pairs) // 2)
         if n_val <= 0:
             return self, PairSource(self.root, [], self.kind)
         step = len(self.pairs) / n_val
@@ -260,7 +260,7 @@ class StillSource(Source):
         return center_crop(blur, crop), center_crop(sharp, crop)
 
     def split(self, n_val):
-        n_val = min(n_val, len(self.paths) - 1)
+        n_val = min(n_val, len(self.paths) // 2)
         if n_val <= 0:
             return self, StillSource(self.root, [], self.options)
         step = len(self.paths) / n_val
@@ -354,6 +354,13 @@ def open_source(
         ]
         source = FrameSource(root, [s for s in sequences if s], gamma)
     else:
+        if synth_options:
+            from ..synth import make_options
+
+            try:
+                make_options(**synth_options)
+            except (TypeError, ValueError) as err:
+                raise InputError(f"--synth-opt: {err}") from None
         source = StillSource(root, list_images(root), synth_options)
     if len(source) == 0:
         raise InputError(f"{root}: no usable {kind} data found")

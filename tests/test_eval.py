@@ -1,0 +1,122 @@
+"""deblur eval and the metrics: official conventions, checked against scikit-image."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from deblur_cli.io.images import read_image
+from deblur_cli.model import ModelConfig, build_model
+from deblur_cli.train.metrics import psnr, ssim
+from deblur_cli.weights import save_weights
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+EVAL_PAIRS = SHARED / "eval" / "gopro_style_train_scenes"
+needs_shared = pytest.mark.skipif(not EVAL_PAIRS.is_dir(), reason="../shared/data absent")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = shutil.which("deblur")
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "deblur_cli", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def tiny_weights(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    config = ModelConfig(3, 1, 8, 3)
+    return save_weights(tmp_path / "tiny.safetensors", build_model(config).state_dict(), config)
+
+
+def test_psnr_rounds_and_clamps_first() -> None:
+    target = np.full((16, 16, 3), 10, np.uint8)
+    assert psnr(target.astype(np.float32) + 0.4, target) == math.inf  # rounds to 10
+    over = np.full((16, 16, 3), 300.0, np.float32)
+    assert psnr(over, np.full((16, 16, 3), 255, np.uint8)) == math.inf  # clamps to 255
+    assert psnr(target + 1, target) == pytest.approx(20 * math.log10(255))
+
+
+@needs_shared
+def test_metrics_match_scikit_image_on_real_images() -> None:
+    skm = pytest.importorskip("skimage.metrics")
+    blur_path = sorted((EVAL_PAIRS / "blur").glob("*.png"))[0]
+    blur, _ = read_image(blur_path)
+    sharp, _ = read_image(EVAL_PAIRS / "sharp" / blur_path.name)
+    blur, sharp = blur[:360, :480], sharp[:360, :480]
+    assert psnr(blur, sharp) == pytest.approx(
+        skm.peak_signal_noise_ratio(sharp, blur, data_range=255), abs=1e-9
+    )
+    official = skm.structural_similarity(
+        sharp, blur, data_range=255, channel_axis=2, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False,
+    )  # fmt: skip
+    assert ssim(blur, sharp) == pytest.approx(official, abs=1e-9)
+    default = skm.structural_similarity(sharp, blur, data_range=255, channel_axis=2)
+    assert ssim(blur, sharp, "skimage") == pytest.approx(default, abs=1e-9)
+    # torch CxHxW float input gives the same numbers as numpy HxWxC uint8
+    t = torch.from_numpy(blur.astype(np.float32)).permute(2, 0, 1)
+    assert ssim(t, sharp) == pytest.approx(official, abs=1e-9)
+
+
+@needs_shared
+def test_identity_baseline_on_gopro_style_scenes(tmp_path: Path) -> None:
+    proc = run_cli("eval", str(EVAL_PAIRS), "--json", "s.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip().splitlines()[-1]
+    found = re.search(r"blurry input ([\d.]+) dB / SSIM ([\d.]+)", line)
+    assert found, line
+    assert float(found.group(1)) == pytest.approx(26.77, abs=0.01)
+    # Official Gaussian-window SSIM; the 0.809 quoted in data/SOURCES.md is skimage's
+    # default 7x7 uniform window, available as --ssim skimage.
+    assert float(found.group(2)) == pytest.approx(0.828, abs=0.01)
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert len(result["images"]) == 7 and "model" not in result["mean"]
+    proc = run_cli("eval", str(EVAL_PAIRS), "--ssim", "skimage", "--limit", "7", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "26.77 dB / SSIM 0.809" in proc.stdout
+
+
+@needs_shared
+def test_eval_with_weights_writes_json_and_csv(tmp_path: Path, tiny_weights: Path) -> None:
+    data = tmp_path / "pairs"
+    for sub in ("blur", "sharp"):
+        (data / sub).mkdir(parents=True)
+    for i, blur_path in enumerate(sorted((EVAL_PAIRS / "blur").glob("*.png"))[:2]):
+        for sub in ("blur", "sharp"):
+            img = cv2.imread(str(EVAL_PAIRS / sub / blur_path.name))[:128, :160]
+            cv2.imwrite(str(data / sub / f"x{i}.png"), img)
+    proc = run_cli(
+        "eval", str(data), "-w", str(tiny_weights), "--json", "r.json", "--csv", "r.csv",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert set(result["mean"]) == {"identity", "model"}
+    assert result["conventions"]["precision"] == "fp32"
+    with open(tmp_path / "r.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == ["x0.png", "x1.png", "MEAN"]
+    assert float(rows[-1]["psnr"]) == pytest.approx(result["mean"]["model"]["psnr"], abs=1e-3)
+
+
+def test_eval_bad_input_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    for args, message in [
+        (["eval", "missing"], "no such folder"),
+        (["eval", "photos"], "needs aligned pairs"),
+    ]:
+        proc = run_cli(*args, cwd=tmp_path)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
