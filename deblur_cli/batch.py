@@ -148,8 +148,11 @@ def plan_batch(
     root, out_root = Path(root), Path(out_root)
     if out_root.exists() and not out_root.is_dir():
         raise OutputError(f"{out_root}: exists and is not a folder")
-    if root.exists() and out_root.exists() and root.resolve() == out_root.resolve():
-        raise OutputError(f"{out_root}: is the input folder; outputs would replace the inputs")
+    if root.exists() and root.resolve().is_relative_to(out_root.resolve()):
+        raise OutputError(
+            f"{out_root}: is or contains the input folder {root}; outputs could replace "
+            "inputs, choose a folder outside it"
+        )
     sources = find_images(root, exclude=out_root)
     if not sources:
         raise InputError(f"{root}: no images found ({', '.join(IMAGE_EXTENSIONS)})")

@@ -82,6 +82,8 @@ def test_same_input_and_output_folder_refused(tmp_path: Path, weights: Path) -> 
     make_tree(tmp_path, 2)
     result = batch_cli(tmp_path, "-o", tmp_path, "--weights", weights)
     assert result.exit_code != 0 and len(result.stderr.strip().splitlines()) == 1
+    nested = batch_cli(tmp_path / "a", "-o", tmp_path, "--weights", weights, "--force")
+    assert nested.exit_code != 0 and len(nested.stderr.strip().splitlines()) == 1
 
 
 def test_sigkill_half_way_then_resume(tmp_path: Path, weights: Path) -> None:
