@@ -4,66 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..train.data import PairSource, load_rgb, open_source, parse_spec
-from ..train.metrics import SSIM_MODES, psnr, ssim
+from ..train.data import PairSource, open_source, parse_spec
+from ..train.evaluate import evaluate_pairs
+from ..train.metrics import SSIM_MODES
 from .common import console, describe, model_options, open_model
-
-
-def evaluate_pairs(
-    source: PairSource,
-    model: Any = None,
-    *,
-    ssim_mode: str = "official",
-    limit: int | None = None,
-    progress: Any = None,
-) -> dict[str, Any]:
-    """Per-image and mean PSNR/SSIM of the blurry input (identity) and, if given, the model."""
-    rows: list[dict[str, Any]] = []
-    pairs = source.pairs[:limit] if limit else source.pairs
-    for i, (blur_path, sharp_path) in enumerate(pairs):
-        if progress:
-            progress(i, len(pairs), blur_path.name)
-        blur, sharp = load_rgb(blur_path), load_rgb(sharp_path)
-        if blur.shape != sharp.shape:
-            raise InputError(
-                f"{blur_path.name}: blurry {blur.shape[1]}x{blur.shape[0]} and sharp "
-                f"{sharp.shape[1]}x{sharp.shape[0]} differ in size"
-            )
-        row: dict[str, Any] = {
-            "name": blur_path.name,
-            "width": int(blur.shape[1]),
-            "height": int(blur.shape[0]),
-            "identity": {"psnr": psnr(blur, sharp), "ssim": ssim(blur, sharp, ssim_mode)},
-        }
-        if model is not None:
-            if blur.dtype == np.uint8:
-                out = model(blur)
-            else:  # 16-bit sources: run at float precision, measure in 0..255
-                out = model(blur / np.float32(255.0)) * np.float32(255.0)
-            row["model"] = {"psnr": psnr(out, sharp), "ssim": ssim(out, sharp, ssim_mode)}
-        rows.append(row)
-    keys = ["identity"] + (["model"] if model is not None else [])
-    mean = {
-        key: {metric: _mean([r[key][metric] for r in rows]) for metric in ("psnr", "ssim")}
-        for key in keys
-    }
-    return {"images": rows, "mean": mean}
-
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.inf
 
 
 def _render(result: dict[str, Any], with_model: bool) -> Table:
@@ -206,6 +159,9 @@ def eval_(
     if model is not None:
         m = result["mean"]["model"]
         line += f"; model {m['psnr']:.2f} dB / SSIM {m['ssim']:.3f}"
+    if ssim_mode != "skimage":
+        line += f" (scikit-image default SSIM: blurry {ident['ssim_skimage']:.3f}"
+        line += f", model {result['mean']['model']['ssim_skimage']:.3f})" if model else ")"
     click.echo(line)
     if json_path:
         _write_json(json_path, result)
