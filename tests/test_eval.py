@@ -80,8 +80,11 @@ def test_identity_baseline_on_gopro_style_scenes(tmp_path: Path) -> None:
     # Official Gaussian-window SSIM; the 0.809 quoted in data/SOURCES.md is skimage's
     # default 7x7 uniform window, available as --ssim skimage.
     assert float(found.group(2)) == pytest.approx(0.828, abs=0.01)
+    also = re.search(r"scikit-image default SSIM: blurry ([\d.]+)", line)
+    assert also and float(also.group(1)) == pytest.approx(0.809, abs=0.005), line
     result = json.loads((tmp_path / "s.json").read_text())
     assert len(result["images"]) == 7 and "model" not in result["mean"]
+    assert result["mean"]["identity"]["ssim_skimage"] == pytest.approx(0.809, abs=0.005)
     proc = run_cli("eval", str(EVAL_PAIRS), "--ssim", "skimage", "--limit", "7", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "26.77 dB / SSIM 0.809" in proc.stdout
