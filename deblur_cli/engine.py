@@ -322,6 +322,10 @@ def deblur_rgb(
         tile = model.tile
     if tile is None:
         tile = auto_tile(model)
+        if height * width <= tile * tile:
+            # The budget is an area: a 1280x720 frame needs less than a 1132^2 tile, so
+            # splitting it because one side is longer would only add overlap work.
+            tile = 0
     while True:
         plan = plan_tiles(height, width, tile, model.overlap, m)
         try:

@@ -109,3 +109,17 @@ def test_random_net_changes_pixels_but_not_alpha(tmp_path: Path) -> None:
     out = model(image)
     assert not np.array_equal(out[..., :3], image[..., :3])
     assert np.array_equal(out[..., 3], image[..., 3])
+
+
+def test_auto_tile_is_an_area_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide image whose area fits the automatic tile's area runs whole (no overlap cost)."""
+    import deblur_cli.engine as engine
+
+    model = load_model(random_weights(tmp_path / "w.safetensors", TINY), "cpu", "fp32")
+    image = np.zeros((100, 300, 3), np.uint8)
+    monkeypatch.setattr(engine, "auto_tile", lambda _model: 200)  # 200^2 >= 100*300
+    model(image)
+    assert model.stats["tiles"] == 1
+    monkeypatch.setattr(engine, "auto_tile", lambda _model: 160)  # 160^2 < 100*300
+    model(image)
+    assert model.stats["tiles"] > 1
