@@ -19,7 +19,7 @@ SUFFIX = "_deblurred"
 
 
 def default_output(path: Path) -> Path:
-    """``photo.jpg`` → ``photo_deblurred.jpg`` beside it."""
+    """``photo.jpg`` → ``photo_deblurred.jpg`` beside it (videos too: same container)."""
     return path.with_name(f"{path.stem}{SUFFIX}{path.suffix}")
 
 

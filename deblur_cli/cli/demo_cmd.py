@@ -15,8 +15,14 @@ EXAMPLE = "blurry_street.png"
 
 
 @click.command("demo")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("deblur-demo"),
-              show_default=True, help="Folder for the example, its result and a comparison.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("deblur-demo"),
+    show_default=True,
+    help="Folder for the example, its result and a comparison.",
+)
 @model_options
 def demo(output: Path, weights, device, precision, tile, overlap) -> None:
     """Deblur the bundled example with the default model (no download, no GPU needed).

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from ..engine import deblur_array
 from ..errors import DeblurError
+from ..photos import default_output
 from ..video import (
     SEGMENT_SECONDS,
     EncodeSettings,
@@ -47,11 +48,6 @@ class FpsColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.speed
         return Text(f"{speed:.2f} fps" if speed else "– fps", style="progress.data.speed")
-
-
-def default_output(path: Path) -> Path:
-    """``clip.mp4`` → ``clip_deblurred.mp4``: same container as the source."""
-    return path.with_name(f"{path.stem}_deblurred{path.suffix}")
 
 
 @click.command("video")
