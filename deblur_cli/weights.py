@@ -18,13 +18,16 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .atomic import atomic_path
 from .errors import WeightsError
 from .model import ARCHITECTURE, CONFIGS, ModelConfig, infer_config
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -217,9 +220,18 @@ def _parse_entry(name: str, raw: dict[str, Any], origin: str) -> RegistryEntry:
     return entry
 
 
+def registry_dir() -> Traversable:
+    """The installed registry package, or the repository's ``weights/`` folder when the code
+    runs straight from a source checkout (``python -m pytest`` in the repo imports that)."""
+    try:
+        return resources.files(REGISTRY_PACKAGE)
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "weights"
+
+
 def load_registry() -> Registry:
     """The packaged registry, extended (and overridden by name) by ``$DEBLUR_REGISTRY``."""
-    text = resources.files(REGISTRY_PACKAGE).joinpath(REGISTRY_FILE).read_text("utf-8")
+    text = registry_dir().joinpath(REGISTRY_FILE).read_text("utf-8")
     sources = [(f"{REGISTRY_PACKAGE}/{REGISTRY_FILE}", text)]
     extra = os.environ.get("DEBLUR_REGISTRY")
     if extra:
@@ -316,7 +328,7 @@ def verify(path: Path, expected_sha256: str, *, discard: bool) -> Path:
 def fetch_entry(entry: RegistryEntry) -> Path:
     """The verified local file of a registry entry, downloading it if needed."""
     if entry.bundled:
-        path = Path(str(resources.files(REGISTRY_PACKAGE).joinpath(entry.bundled)))
+        path = Path(str(registry_dir().joinpath(entry.bundled)))
         if not path.is_file():
             raise WeightsError(f"bundled weights {entry.bundled} are missing from the installation")
         return verify(path, entry.sha256, discard=False)

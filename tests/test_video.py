@@ -116,12 +116,12 @@ def test_video_keeps_frames_timing_audio_rotation(clip: Path, tiny_weights: Path
     assert dst["rate"] == FPS
     assert dst["rotation"] == 90 and dst["size"] == (W, H)
     assert dst["audio_codec"] == "aac"
-    assert dst["audio_seconds"] == pytest.approx(src["audio_seconds"], abs=1 / FPS)
-    assert dst["audio_seconds"] == pytest.approx(12 / FPS, abs=1 / FPS)
+    assert dst["audio_seconds"] == pytest.approx(src["audio_seconds"], abs=float(1 / FPS))
+    assert dst["audio_seconds"] == pytest.approx(12 / FPS, abs=float(1 / FPS))
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
         duration = float(c.streams.video[0].duration * c.streams.video[0].time_base)
-    assert duration == pytest.approx(12 / FPS, abs=1 / FPS)
+    assert duration == pytest.approx(12 / FPS, abs=float(1 / FPS))
     assert clip.read_bytes() == before
     assert not parts_folder(out).exists()
     assert "12/12" in proc.stderr and "fps" in proc.stderr
@@ -301,7 +301,7 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     assert result.resumed_frames >= done and len(seen) == 30 - result.resumed_frames
     info = read_clip(out)
     assert info["times"] == pytest.approx([i / FPS for i in range(30)], abs=1e-6)
-    assert info["audio_seconds"] == pytest.approx(30 / FPS, abs=1 / FPS)
+    assert info["audio_seconds"] == pytest.approx(30 / FPS, abs=float(1 / FPS))
     assert not parts_folder(out).exists()
 
 
