@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from ..weights import (
@@ -17,6 +18,8 @@ from ..weights import (
     sha256_file,
 )
 from .common import console
+
+stdout = Console()  # listings are results, so they go to stdout (pipeable); status to stderr
 
 
 @click.group("weights")
@@ -47,7 +50,7 @@ def list_() -> None:
             entry.source,
             entry.description,
         )
-    console.print(table)
+    stdout.print(table)
 
 
 @weights.command("info")
@@ -65,7 +68,7 @@ def info(spec: str) -> None:
     for key, value in sorted(wf.metadata.items()):
         if key != "config":
             table.add_row(key, str(value))
-    console.print(table)
+    stdout.print(table)
 
 
 @weights.command("download")
