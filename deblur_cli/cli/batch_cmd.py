@@ -32,7 +32,7 @@ from ..batch import (
     split_done,
 )
 from ..errors import DeblurError
-from .common import console, describe, model_options, open_model
+from .common import console, describe, model_options, open_model, quality_option
 
 
 class RateColumn(ProgressColumn):
@@ -72,13 +72,7 @@ def _summary_table(summary: BatchSummary, shard: Shard | None) -> Table:
     help="Output folder; the input's sub-folders and file names are kept.",
 )
 @model_options
-@click.option(
-    "--quality",
-    type=click.IntRange(1, 100),
-    default=95,
-    show_default=True,
-    help="JPEG/WebP quality of the outputs.",
-)
+@quality_option
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),

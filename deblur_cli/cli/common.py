@@ -57,6 +57,15 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+quality_option = click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="JPEG/WebP quality of the output images.",
+)
+
+
 def open_model(
     weights: str | None, device: str, precision: str, tile: int | None, overlap: int | None
 ) -> Deblurrer:

@@ -10,7 +10,7 @@ from rich.text import Text
 from ..engine import Deblurrer
 from ..errors import InputError
 from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
-from .common import console, describe, model_options, open_model
+from .common import console, describe, model_options, open_model, quality_option
 
 
 @click.command("image")
@@ -24,13 +24,7 @@ from .common import console, describe, model_options, open_model
     "beside each input.",
 )
 @model_options
-@click.option(
-    "--quality",
-    type=click.IntRange(1, 100),
-    default=95,
-    show_default=True,
-    help="JPEG/WebP quality of the output.",
-)
+@quality_option
 @click.option(
     "--compare",
     type=click.Path(path_type=Path),
