@@ -25,13 +25,18 @@ class ModelConfig:
     n_resblocks: int = 19
     n_feats: int = 64
     kernel_size: int = 5
+    # Add each scale's blurry input to its output, so the network learns only the
+    # correction. Not in the paper (official checkpoints: False); a small network on a CPU
+    # training budget starts at "no harm" instead of having to learn the identity first.
+    residual: bool = False
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        return cls(**{k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{k: bool(v) if k == "residual" else int(v) for k, v in known.items()})
 
     @property
     def size_multiple(self) -> int:
@@ -42,7 +47,7 @@ class ModelConfig:
 # Named configurations (timm-style): the paper network and the light CPU default.
 CONFIGS: dict[str, ModelConfig] = {
     "paper": ModelConfig(3, 19, 64, 5),
-    "light": ModelConfig(3, 9, 32, 3),
+    "light": ModelConfig(3, 9, 32, 3, residual=True),
 }
 
 
@@ -114,6 +119,11 @@ class MultiScaleDeblurNet(nn.Module):
         self.conv_end_models = nn.ModuleList(
             [nn.Identity()] + [UpConv(config.kernel_size) for _ in range(n - 1)]
         )
+        if config.residual:
+            # Start as the exact identity: training then only ever adds corrections.
+            for scale in self.body_models:
+                nn.init.zeros_(scale.body[-1].weight)
+                nn.init.zeros_(scale.body[-1].bias)
 
     def forward_pyramid(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
         centred = [level.float() - PIXEL_MEAN for level in levels]
@@ -122,6 +132,9 @@ class MultiScaleDeblurNet(nn.Module):
         x = centred[n - 1]
         for s in range(n - 1, -1, -1):
             out = self.body_models[s](x)
+            if self.config.residual:
+                # In fp32: under bf16 the sum would be quantised to ~1 grey level.
+                out = out.float() + centred[s]
             outputs[s] = out
             if s > 0:
                 up = self.conv_end_models[s](out)
@@ -148,6 +161,7 @@ def infer_config(state_dict: dict[str, torch.Tensor]) -> ModelConfig:
     """Recognise the architecture from key names and shapes (spandrel-style).
 
     Raises ``KeyError``/``ValueError`` when the dict is not a DeepDeblur MSResNet.
+    ``residual`` leaves no trace in the tensors: it comes from a weight file's metadata.
     """
     scales = {int(k.split(".")[1]) for k in state_dict if k.startswith("body_models.")}
     if not scales or scales != set(range(len(scales))):

@@ -15,7 +15,7 @@ import os
 import pickle
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,8 +91,9 @@ def read_weights(path: str | os.PathLike) -> WeightFile:
         raise WeightsError(f"{path}: not a DeepDeblur multi-scale network ({err})") from None
     if "config" in metadata:
         stored = ModelConfig.from_dict(json.loads(metadata["config"]))
-        if stored != config:
+        if replace(stored, residual=False) != config:
             raise WeightsError(f"{path}: metadata config {stored} does not match the tensors")
+        config = stored
     return WeightFile(state_dict, config, metadata, path)
 
 

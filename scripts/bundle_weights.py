@@ -41,7 +41,8 @@ def main() -> None:
         f"[models.{args.name}]\n"
         f"description = {json.dumps(args.description)}\n"
         f"config = {{ n_scales = {c.n_scales}, n_resblocks = {c.n_resblocks}, "
-        f"n_feats = {c.n_feats}, kernel_size = {c.kernel_size} }}\n"
+        f"n_feats = {c.n_feats}, kernel_size = {c.kernel_size}, "
+        f"residual = {str(c.residual).lower()} }}\n"
         f'bundled = "{target.name}"\n'
         f'sha256 = "{digest}"\n'
         f"license = {json.dumps(args.license)}\n"

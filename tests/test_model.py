@@ -82,3 +82,30 @@ def test_infer_config_rejects_other_networks():
     state.pop("body_models.1.body.1.body.0.bias")
     with pytest.raises(ValueError):
         infer_config(state)
+
+
+def test_residual_network_starts_as_identity_and_keeps_its_flag(tmp_path):
+    """A residual config adds each scale's input: fresh, it returns the pyramid unchanged."""
+    from deblur_cli.weights import read_weights, save_weights
+
+    config = ModelConfig(3, 1, 4, 3, residual=True)
+    net = build_model(config).eval()
+    image = torch.rand(1, 3, 40, 56) * 255
+    with torch.no_grad():
+        outputs = net.forward_all(image)
+    levels = gaussian_pyramid(image, 3)
+    assert torch.allclose(outputs[0], image, atol=1e-4)
+    for out, level in zip(outputs[1:], levels[1:], strict=True):
+        assert torch.allclose(out, level, atol=1e-4)
+    # The same tensors without the flag are a different function.
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01)
+        residual_out = net(image)
+        plain = build_model(ModelConfig(3, 1, 4, 3)).eval()
+        plain.load_state_dict(net.state_dict())
+        assert (plain(image) - residual_out).abs().mean() > 10
+    # The flag cannot be seen in the tensors, so it travels in the metadata.
+    assert infer_config(net.state_dict()) == ModelConfig(3, 1, 4, 3)
+    path = save_weights(tmp_path / "res.safetensors", net.state_dict(), config)
+    assert read_weights(path).config == config

@@ -299,3 +299,27 @@ def test_torchrun_two_processes_gloo(pairs: Path, tmp_path: Path) -> None:
     assert state["step"] == 2
     meta = read_weights(tmp_path / "ddp.safetensors").metadata
     assert json.loads(meta["training"])["processes"] == 2
+
+
+def test_decoded_cache_reuses_read_only_pixels_within_its_budget(tmp_path):
+    """Frames are decoded once per worker, shared read-only, and evicted oldest first."""
+    import cv2
+
+    from deblur_cli.train.data import DecodedCache
+
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"{i}.png"
+        cv2.imwrite(str(path), np.full((10, 20, 3), 40 * i, np.uint8))
+        paths.append(path)
+    one_image = 10 * 20 * 3
+    cache = DecodedCache(max_bytes=2 * one_image)
+    first = cache.get(paths[0])
+    assert cache.get(paths[0]) is first
+    assert not first.flags.writeable
+    cache.get(paths[1])
+    cache.get(paths[2])  # over budget: paths[0], least recently used, goes
+    assert cache.bytes == 2 * one_image
+    assert cache.get(paths[0]) is not first
+    assert int(cache.get(paths[2])[0, 0, 0]) == 80
+    assert DecodedCache(0).get(paths[1]).flags.writeable  # 0 = no caching

@@ -58,6 +58,7 @@ def test_convert_then_deblur_matches_official_output(tmp_path: Path):
         "n_resblocks": 2,
         "n_feats": 8,
         "kernel_size": 5,
+        "residual": False,  # the paper's network has no global skip
     }
     assert "MIT" in meta["license"]
 

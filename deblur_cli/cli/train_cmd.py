@@ -23,18 +23,20 @@ from .common import console
 
 
 def parse_model_config(text: str | None) -> ModelConfig | None:
-    """``paper``/``light`` or ``SCALES,BLOCKS,FEATS,KERNEL`` (e.g. ``3,9,32,3``)."""
+    """``paper``/``light`` or ``SCALES,BLOCKS,FEATS,KERNEL[,res]`` (e.g. ``3,9,32,3,res``)."""
     if text is None:
         return None
     if text in CONFIGS:
         return CONFIGS[text]
+    parts = text.split(",")
+    residual = parts[-1].strip() == "res"
     try:
-        values = [int(v) for v in text.split(",")]
-        config = ModelConfig(*values)
+        values = [int(v) for v in parts[: -1 if residual else None]]
+        config = ModelConfig(*values, residual=residual)
     except (TypeError, ValueError):
         names = ", ".join(CONFIGS)
         raise click.BadParameter(
-            f"{text!r}: use {names} or SCALES,BLOCKS,FEATS,KERNEL", param_hint="--config"
+            f"{text!r}: use {names} or SCALES,BLOCKS,FEATS,KERNEL[,res]", param_hint="--config"
         ) from None
     if len(values) != 4 or min(values) < 1 or config.kernel_size % 2 == 0:
         raise click.BadParameter(
@@ -147,9 +149,10 @@ class LiveView:
     "--config",
     "model_config",
     default=None,
-    metavar="NAME|S,B,F,K",
-    help="Network: paper (3,19,64,5), light (3,9,32,3), or scales,blocks,feats,kernel. "
-    "Default: the --init file's, else paper.",
+    metavar="NAME|S,B,F,K[,res]",
+    help="Network: paper (3,19,64,5), light (3,9,32,3,res), or scales,blocks,feats,kernel; "
+    "',res' adds each scale's blurry input to its output (global residual, not in the "
+    "paper). Default: the --init file's, else paper.",
 )
 @click.option("--init", default=None, metavar="WEIGHTS", help="Fine-tune from these weights.")
 @click.option("--steps", type=click.IntRange(1), default=131_400, show_default=True)

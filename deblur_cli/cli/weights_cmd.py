@@ -46,7 +46,7 @@ def list_() -> None:
         mark = " (default)" if name == registry.default else ""
         table.add_row(
             name + mark,
-            f"{c.n_feats}f/{c.n_resblocks}b/{c.kernel_size}k",
+            f"{c.n_feats}f/{c.n_resblocks}b/{c.kernel_size}k" + ("/res" if c.residual else ""),
             entry.source,
             entry.description,
         )

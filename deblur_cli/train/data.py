@@ -19,6 +19,8 @@ Layouts recognised by :func:`open_source` (``KIND:PATH`` forces a kind):
 from __future__ import annotations
 
 import bisect
+import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,46 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
+class DecodedCache:
+    """Decoded images kept in memory, least recently used dropped first.
+
+    A ``frames:`` sample decodes 7-13 full frames for one small patch, and a ``stills:``
+    sample a whole photo for a 256 px crop: without this, decoding took more CPU than the
+    network's training step. Each DataLoader worker holds its own cache. The budget comes
+    from ``$DEBLUR_DECODE_CACHE_MB`` (default 1024 MB per process; 0 switches it off).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[Path, np.ndarray] = OrderedDict()
+
+    def get(self, path: Path) -> np.ndarray:
+        hit = self._items.get(path)
+        if hit is not None:
+            self._items.move_to_end(path)
+            return hit
+        pixels = decode_rgb(path)
+        if self.max_bytes <= 0 or pixels.nbytes > self.max_bytes:
+            return pixels
+        pixels.flags.writeable = False  # shared by later samples: nobody may edit it
+        self._items[path] = pixels
+        self.bytes += pixels.nbytes
+        while self.bytes > self.max_bytes:
+            _, dropped = self._items.popitem(last=False)
+            self.bytes -= dropped.nbytes
+        return pixels
+
+
+_DECODED = DecodedCache(int(float(os.environ.get("DEBLUR_DECODE_CACHE_MB", "1024")) * 2**20))
+
+
 def load_rgb(path: Path) -> np.ndarray:
+    """Any image we can read → HxWx3 in 0..255, read-only, cached (see DecodedCache)."""
+    return _DECODED.get(Path(path))
+
+
+def decode_rgb(path: Path) -> np.ndarray:
     """Any image we can read → HxWx3 in 0..255 (uint8, or float32 for 16-bit/float files)."""
     pixels, _ = read_image(path)
     if pixels.ndim == 2:

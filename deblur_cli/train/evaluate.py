@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .data import PairSource, load_rgb
+from .data import PairSource, decode_rgb
 from .metrics import psnr, ssim
 
 
@@ -36,7 +36,7 @@ def evaluate_pairs(
     for i, (blur_path, sharp_path) in enumerate(pairs):
         if progress:
             progress(i, len(pairs), blur_path.name)
-        blur, sharp = load_rgb(blur_path), load_rgb(sharp_path)
+        blur, sharp = decode_rgb(blur_path), decode_rgb(sharp_path)
         if blur.shape != sharp.shape:
             raise InputError(
                 f"{blur_path.name}: blurry {blur.shape[1]}x{blur.shape[0]} and sharp "
