@@ -6,6 +6,7 @@ This is the library behind ``deblur image`` and ``deblur batch``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -103,33 +104,27 @@ def _to_rgb8(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., :3])
 
 
-def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Before | after with labels, 8-bit RGB, for a quick visual check."""
-    left, right = _to_rgb8(before), _to_rgb8(after)
-    gap = np.full((left.shape[0], max(4, left.shape[1] // 200), 3), 255, np.uint8)
-    canvas = np.concatenate([left, gap, right], axis=1)
+def side_by_side(
+    before: np.ndarray, after: np.ndarray, *more: np.ndarray, labels: Sequence[str] = ()
+) -> np.ndarray:
+    """Panels left to right with labels (default "before", "after"), 8-bit RGB."""
+    panels = [_to_rgb8(p) for p in (before, after, *more)]
+    labels = list(labels) or ["before", "after"]
+    gap = np.full((panels[0].shape[0], max(4, panels[0].shape[1] // 200), 3), 255, np.uint8)
+    pieces, starts, x = [], [], 0
+    for i, panel in enumerate(panels):
+        if i:
+            pieces.append(gap)
+            x += gap.shape[1]
+        starts.append(x)
+        pieces.append(panel)
+        x += panel.shape[1]
+    canvas = np.concatenate(pieces, axis=1)
     scale = max(0.5, canvas.shape[1] / 1600)
     thickness = max(1, int(round(scale * 2)))
-    for text, x in (("before", 10), ("after", left.shape[1] + gap.shape[1] + 10)):
-        origin = (int(x * 1), int(30 * scale) + 5)
-        cv2.putText(
-            canvas,
-            text,
-            origin,
-            cv2.FONT_HERSHEY_SIMPLEX,
-            scale,
-            (0, 0, 0),
-            thickness + 2,
-            cv2.LINE_AA,
-        )
-        cv2.putText(
-            canvas,
-            text,
-            origin,
-            cv2.FONT_HERSHEY_SIMPLEX,
-            scale,
-            (255, 255, 255),
-            thickness,
-            cv2.LINE_AA,
-        )
+    for text, left in zip(labels, starts, strict=False):
+        origin = (left + 10, int(30 * scale) + 5)
+        for colour, width in (((0, 0, 0), thickness + 2), ((255, 255, 255), thickness)):
+            font = cv2.FONT_HERSHEY_SIMPLEX
+            cv2.putText(canvas, text, origin, font, scale, colour, width, cv2.LINE_AA)
     return canvas

@@ -19,6 +19,17 @@ from deblur_cli.weights import read_weights, save_weights, sha256_file
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
+def flatten(metrics: dict, prefix: str = "") -> dict:
+    """{"val": {"psnr": 22.2}} → {"val_psnr": 22.2}: TOML inline tables are not JSON."""
+    flat = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}_"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path)
@@ -36,7 +47,7 @@ def main() -> None:
                  training_data=args.training_data, license=args.license, metrics=metrics)
     digest = sha256_file(target)
     c = wf.config
-    metric_items = ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(metrics.items()))
+    metric_items = ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(flatten(metrics).items()))
     entry = (
         f"[models.{args.name}]\n"
         f"description = {json.dumps(args.description)}\n"

@@ -1,7 +1,8 @@
-"""Render the bundled demo picture: a procedural scene (our own pixels, no third-party
-photo) blurred by a curved camera-shake path in linear light, as a real shake would.
+"""Render the bundled demo picture: a sharp procedural scene (our own pixels, no
+third-party photo; dedicated to the public domain). ``deblur demo`` blurs it with the
+synthesis code and deblurs it.
 
-    python scripts/make_example.py deblur_cli/examples/blurry_street.png
+    python scripts/make_example.py deblur_cli/examples/street.png
 """
 
 from __future__ import annotations
@@ -40,25 +41,9 @@ def scene(width: int = 640, height: int = 424, seed: int = 7) -> np.ndarray:
     return np.clip(img.astype(np.float32) + texture, 0, 255).astype(np.uint8)
 
 
-def shake_kernel(size: int = 17, seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 1, 200)
-    path = np.stack([np.cos(2.2 * t + 0.3) * t, np.sin(3.1 * t) * 0.6 * t], 1)
-    path += rng.normal(0, 0.01, path.shape).cumsum(0)
-    path -= path.mean(0)
-    path *= (size / 2 - 2) / np.abs(path).max()
-    kernel = np.zeros((size, size), np.float32)
-    for px, py in path:
-        kernel[int(round(py + size // 2)), int(round(px + size // 2))] += 1
-    return kernel / kernel.sum()
-
-
 def main(out: str) -> None:
     sharp = scene()
-    linear = (sharp.astype(np.float32) / 255) ** 2.2
-    blurry = cv2.filter2D(linear, -1, shake_kernel(), borderType=cv2.BORDER_REFLECT)
-    blurry = np.clip(blurry, 0, 1) ** (1 / 2.2) * 255
-    cv2.imwrite(out, np.round(blurry).astype(np.uint8)[..., ::-1])
+    cv2.imwrite(out, np.round(sharp).astype(np.uint8)[..., ::-1])
 
 
 if __name__ == "__main__":
