@@ -922,7 +922,15 @@ def process_video(
         sink.close()
         writer.finish()
     except BaseException as err:
-        sink.abort()
+        if isinstance(err, KeyboardInterrupt):
+            # Keep what was already deblurred: the few queued frames are encoded, so every
+            # segment they complete is kept for --resume. A second Ctrl-C skips this.
+            try:
+                sink.close()
+            except BaseException:  # noqa: BLE001 - the first interruption is re-raised below
+                sink.abort()
+        else:
+            sink.abort()
         writer.abort()
         if isinstance(err, InputError):
             _remove_parts(folder)  # the source is broken: its parts are of no use
