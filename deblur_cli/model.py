@@ -38,6 +38,14 @@ class ModelConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**{k: bool(v) if k == "residual" else int(v) for k, v in known.items()})
 
+    def summary(self) -> str:
+        """One line for logs and tables, e.g. ``3 scales, 9 blocks, 32 feats, 3x3, residual``."""
+        text = (
+            f"{self.n_scales} scales, {self.n_resblocks} blocks, {self.n_feats} feats, "
+            f"{self.kernel_size}x{self.kernel_size}"
+        )
+        return text + (", residual" if self.residual else "")
+
     @property
     def size_multiple(self) -> int:
         """Input sides must divide by this so every PixelShuffle output lines up."""

@@ -111,19 +111,15 @@ def side_by_side(
     panels = [_to_rgb8(p) for p in (before, after, *more)]
     labels = list(labels) or ["before", "after"]
     gap = np.full((panels[0].shape[0], max(4, panels[0].shape[1] // 200), 3), 255, np.uint8)
-    pieces, starts, x = [], [], 0
-    for i, panel in enumerate(panels):
-        if i:
-            pieces.append(gap)
-            x += gap.shape[1]
-        starts.append(x)
-        pieces.append(panel)
-        x += panel.shape[1]
+    pieces = [panels[0]]
+    for panel in panels[1:]:
+        pieces += [gap, panel]
     canvas = np.concatenate(pieces, axis=1)
+    starts = np.cumsum([0] + [p.shape[1] + gap.shape[1] for p in panels[:-1]])
     scale = max(0.5, canvas.shape[1] / 1600)
     thickness = max(1, int(round(scale * 2)))
     for text, left in zip(labels, starts, strict=False):
-        origin = (left + 10, int(30 * scale) + 5)
+        origin = (int(left) + 10, int(30 * scale) + 5)
         for colour, width in (((0, 0, 0), thickness + 2), ((255, 255, 255), thickness)):
             font = cv2.FONT_HERSHEY_SIMPLEX
             cv2.putText(canvas, text, origin, font, scale, colour, width, cv2.LINE_AA)

@@ -74,9 +74,5 @@ def open_model(
 
 
 def describe(model: Deblurrer) -> str:
-    c = model.config
     name = model.weights.path.name if model.weights and model.weights.path else "in-memory"
-    return (
-        f"{name}: {c.n_feats} feats, {c.n_resblocks} blocks, {c.kernel_size}x{c.kernel_size}"
-        f" on {model.device} {model.precision}"
-    )
+    return f"{name}: {model.config.summary()} on {model.device} {model.precision}"

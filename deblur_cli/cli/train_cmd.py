@@ -94,10 +94,8 @@ class LiveView:
         if event == "start":
             where = f"{info['device']} x{info['world']}" if info["world"] > 1 else info["device"]
             verb = "resuming at step" if info["resumed"] else "starting at step"
-            c = info["config"]
             console.print(
-                f"[dim]{c.n_scales} scales, {c.n_resblocks} blocks, {c.n_feats} feats, "
-                f"{c.kernel_size}x{c.kernel_size} on {where} ({info['amp']}); "
+                f"[dim]{info['config'].summary()} on {where} ({info['amp']}); "
                 f"{info['train_items']} training items, {info['val_items']} validation[/dim]"
             )
             for source in info["sources"]:

@@ -42,11 +42,10 @@ def list_() -> None:
     for column in ("name", "config", "source", "description"):
         table.add_column(column)
     for name, entry in sorted(registry.entries.items()):
-        c = entry.config
         mark = " (default)" if name == registry.default else ""
         table.add_row(
             name + mark,
-            f"{c.n_feats}f/{c.n_resblocks}b/{c.kernel_size}k" + ("/res" if c.residual else ""),
+            entry.config.summary(),
             entry.source,
             entry.description,
         )
@@ -100,11 +99,7 @@ def convert(src: Path, dst: Path, training_data: str | None) -> None:
     code is refused. The config (scales, blocks, features, kernel) is read off the tensors.
     """
     wf = convert_official(src, dst, training_data=training_data)
-    c = wf.config
-    console.print(
-        f"{src} → [bold]{dst}[/bold]: {c.n_scales} scales, {c.n_resblocks} blocks, "
-        f"{c.n_feats} features, {c.kernel_size}x{c.kernel_size}"
-    )
+    console.print(f"{src} → [bold]{dst}[/bold]: {wf.config.summary()}")
 
 
 COMMANDS = [weights]
