@@ -26,7 +26,6 @@ DEFAULT_PHOTO = (
     ROOT.parent / "shared/data/eval/gopro_style_train_scenes/blur"
     "/GOPR0374_11_00_st_frame-1195_n_avg-8.png"
 )
-CONFIGS = {"light": (3, 9, 32, 3), "paper": (3, 19, 64, 5)}
 
 
 # --------------------------------------------------------------------------- child process
@@ -41,7 +40,7 @@ def _model(config: str, precision: str, tile: int | None):
 
     tune_allocator()
     torch.manual_seed(0)
-    net = build_model(ModelConfig(*CONFIGS[config]))
+    net = build_model(ModelConfig.parse(config))
     cpu = torch.device("cpu")
     return prepare(net, cpu, choose_precision(cpu, precision), tile=tile)
 
@@ -139,7 +138,13 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per case")
-    parser.add_argument("--configs", default="light,paper")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=["light", "paper"],
+        metavar="CONFIG",
+        help="names (light, paper) or S,B,F,K[,res] specs, e.g. --configs light 3,4,32,3,res",
+    )
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--big", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--only-big", action="store_true", help="just the 24 MP cases")
@@ -163,7 +168,7 @@ def main() -> None:
         sys.exit(f"photo not found: {args.photo} (pass --photo)")
     console = Console(width=150)
     rows = []
-    configs = args.configs.split(",")
+    configs = args.configs
     for config in [] if args.only_big else configs:
         for precision in args.precisions.split(","):
             for label, tile in (("whole", 0), ("auto tiles", None)):

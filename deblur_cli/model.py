@@ -46,6 +46,24 @@ class ModelConfig:
         )
         return text + (", residual" if self.residual else "")
 
+    @classmethod
+    def parse(cls, text: str) -> ModelConfig:
+        """A name from :data:`CONFIGS` or ``SCALES,BLOCKS,FEATS,KERNEL[,res]`` (``3,9,32,3``)."""
+        if text in CONFIGS:
+            return CONFIGS[text]
+        parts = [part.strip() for part in text.split(",")]
+        residual = parts[-1] == "res"
+        try:
+            values = [int(v) for v in parts[: -1 if residual else None]]
+        except ValueError:
+            values = []
+        if len(values) != 4:
+            names = ", ".join(CONFIGS)
+            raise ValueError(f"{text!r}: use {names} or SCALES,BLOCKS,FEATS,KERNEL[,res]")
+        if min(values) < 1 or values[3] % 2 == 0:
+            raise ValueError("need 4 positive integers and an odd kernel size")
+        return cls(*values, residual=residual)
+
     @property
     def size_multiple(self) -> int:
         """Input sides must divide by this so every PixelShuffle output lines up."""

@@ -109,3 +109,13 @@ def test_residual_network_starts_as_identity_and_keeps_its_flag(tmp_path):
     assert infer_config(net.state_dict()) == ModelConfig(3, 1, 4, 3)
     path = save_weights(tmp_path / "res.safetensors", net.state_dict(), config)
     assert read_weights(path).config == config
+
+
+def test_config_specs_parse_names_and_numbers():
+    assert ModelConfig.parse("light") is CONFIGS["light"]
+    assert ModelConfig.parse("3,4,32,3,res") == ModelConfig(3, 4, 32, 3, residual=True)
+    assert ModelConfig.parse(" 2, 5, 16, 5") == ModelConfig(2, 5, 16, 5)
+    for bad, message in (("huge", "use paper, light"), ("3,9,32", "SCALES,BLOCKS"),
+                         ("3,9,32,4", "odd kernel"), ("3,0,32,3", "positive")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            ModelConfig.parse(bad)

@@ -225,6 +225,43 @@ def test_synthetic_sources(tmp_path: Path) -> None:
     assert trainer.run().step == 2
 
 
+@needs_shared
+def test_frames_mixed_gamma_draws_each_response(tmp_path: Path) -> None:
+    """--frames-gamma 1,2.2: every pair is an exact average under one of the two responses."""
+    from deblur_cli.synth import average_frames
+
+    frames = sorted((SHARED / "frames" / "GOPR0477_11_00").glob("*.jpg"))[:30]
+    if len(frames) < 30:
+        pytest.skip("frames missing")
+    (tmp_path / "f").mkdir()
+    crops = []
+    for p in frames:
+        crop = cv2.imread(str(p))[300:380, 500:580]
+        cv2.imwrite(str(tmp_path / "f" / (p.stem + ".png")), crop)
+        crops.append(np.ascontiguousarray(crop[..., ::-1]))
+    source = open_source(f"frames:{tmp_path / 'f'}", gamma=(1.0, 2.2))
+    assert "gamma 1 or 2.2" in source.describe()
+    seen = set()
+    for seed in range(12):
+        blur, sharp = source.sample(15, np.random.default_rng(seed), 80)
+        start = next(i for i, c in enumerate(crops) if np.array_equal(c, sharp))
+        matches = set()
+        for gamma in (1.0, 2.2):
+            for n in range(7, 14):  # the window that has this sharp frame in its middle
+                first = start - n // 2
+                if first >= 0 and np.array_equal(
+                    average_frames(crops[first : first + n], gamma=gamma), blur
+                ):
+                    matches.add(gamma)
+        assert len(matches) == 1, matches
+        seen |= matches
+    assert seen == {1.0, 2.2}
+    # Validation cycles through the gammas (index 0: gamma 1, index 1: gamma 2.2).
+    single = open_source(f"frames:{tmp_path / 'f'}", gamma=2.2)
+    assert np.array_equal(source.val_pair(1, 64, 0)[0], single.val_pair(1, 64, 0)[0])
+    assert not np.array_equal(source.val_pair(0, 64, 0)[0], single.val_pair(0, 64, 0)[0])
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -277,6 +314,12 @@ def test_cli_train_bad_input_is_one_line(tmp_path: Path, args: list[str], messag
     assert "Traceback" not in proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+def test_cli_train_rejects_bad_frames_gamma(tmp_path: Path) -> None:
+    proc = run_cli("train", "frames:x", "--frames-gamma", "1,0", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--frames-gamma: '1,0': give one or more positive gammas" in proc.stderr
 
 
 @needs_shared

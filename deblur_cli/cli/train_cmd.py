@@ -16,33 +16,19 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..model import CONFIGS, ModelConfig
+from ..model import ModelConfig
 from ..train.augment import AugmentConfig
 from ..train.trainer import AMP_MODES, SCHEDULES, TrainConfig, Trainer, finish_distributed
 from .common import console
 
 
 def parse_model_config(text: str | None) -> ModelConfig | None:
-    """``paper``/``light`` or ``SCALES,BLOCKS,FEATS,KERNEL[,res]`` (e.g. ``3,9,32,3,res``)."""
     if text is None:
         return None
-    if text in CONFIGS:
-        return CONFIGS[text]
-    parts = text.split(",")
-    residual = parts[-1].strip() == "res"
     try:
-        values = [int(v) for v in parts[: -1 if residual else None]]
-        config = ModelConfig(*values, residual=residual)
-    except (TypeError, ValueError):
-        names = ", ".join(CONFIGS)
-        raise click.BadParameter(
-            f"{text!r}: use {names} or SCALES,BLOCKS,FEATS,KERNEL[,res]", param_hint="--config"
-        ) from None
-    if len(values) != 4 or min(values) < 1 or config.kernel_size % 2 == 0:
-        raise click.BadParameter(
-            "need 4 positive integers and an odd kernel size", param_hint="--config"
-        )
-    return config
+        return ModelConfig.parse(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--config") from None
 
 
 def parse_milestones(text: str) -> tuple[float, ...]:
@@ -54,6 +40,19 @@ def parse_milestones(text: str) -> tuple[float, ...]:
         ) from None
     if any(v <= 0 for v in values):
         raise click.BadParameter("milestones must be positive", param_hint="--milestones")
+    return values
+
+
+def parse_gammas(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not v > 0 for v in values):
+        raise click.BadParameter(
+            f"{text!r}: give one or more positive gammas, e.g. 2.2 or 1,2.2",
+            param_hint="--frames-gamma",
+        )
     return values
 
 
@@ -196,6 +195,14 @@ class LiveView:
     show_default=True,
     help="GOPRO scenes: which blurry folder (auto prefers blur_gamma, as official).",
 )
+@click.option(
+    "--frames-gamma",
+    default="2.2",
+    show_default=True,
+    metavar="G[,G...]",
+    help="frames: camera gamma for averaging (2.2 = linear light, as GOPRO's blur_gamma; "
+    "1 = code values, as GOPRO's blur). Several: each pair draws one, e.g. 1,2.2.",
+)
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")
 @click.option("--no-channel-shuffle", is_flag=True, help="No RGB permutation.")
@@ -253,6 +260,7 @@ def train(
     seed: int,
     workers: int,
     blur_dir: str,
+    frames_gamma: str,
     no_flip: bool,
     no_transpose: bool,
     no_channel_shuffle: bool,
@@ -276,7 +284,7 @@ def train(
       gopro:DIR   GOPRO_Large split: DIR/<scene>/{blur_gamma,blur,sharp}/*.png
       pairs:DIR   DIR/blur/* and DIR/sharp/* matched by file name
       frames:DIR  high-frame-rate frames (DIR/*.png or DIR/<seq>/*.png), averaged
-                  7-13 at a time in linear light (GOPRO recipe) on the fly
+                  7-13 at a time in linear light (GOPRO recipe, --frames-gamma) on the fly
       stills:DIR  sharp photos, blurred with synthetic camera shake on the fly
     Without a prefix the layout is guessed (a flat image folder counts as stills).
 
@@ -324,6 +332,7 @@ def train(
         workers=workers,
         augment=aug,
         blur_dir=blur_dir,
+        gamma_frames=parse_gammas(frames_gamma),
         synth_options=parse_synth_options(synth_opt),
         val=list(val_data),
         val_count=val_count,

@@ -179,10 +179,15 @@ class FrameSource(Source):
 
     kind = "frames"
 
-    def __init__(self, root: Path, sequences: Sequence[Sequence[Path]], gamma: float = 2.2) -> None:
+    def __init__(
+        self, root: Path, sequences: Sequence[Sequence[Path]], gamma: float | Sequence[float] = 2.2
+    ) -> None:
         super().__init__(root)
         self.sequences = [list(s) for s in sequences if len(s) >= FRAMES_MIN]
-        self.gamma = gamma
+        # Several gammas: each pair draws one. Real cameras average in linear light (2.2),
+        # but GOPRO's ``blur`` variant and datasets built like it average code values (1.0);
+        # a model that saw only one learns a brightness shift on the other.
+        self.gamma = tuple(gamma) if isinstance(gamma, Sequence) else (float(gamma),)
         self._starts = [0]
         for seq in self.sequences:
             self._starts.append(self._starts[-1] + len(seq))
@@ -197,7 +202,7 @@ class FrameSource(Source):
         start = min(max(index - self._starts[s] - n // 2, 0), len(seq) - n)
         return seq[start : start + n]
 
-    def _average(self, paths: list[Path], crop) -> tuple[np.ndarray, np.ndarray]:
+    def _average(self, paths: list[Path], crop, gamma: float) -> tuple[np.ndarray, np.ndarray]:
         from ..synth import average_frames  # lazy: synthesis is an optional room
 
         frames = [crop(load_rgb(p)) for p in paths]
@@ -205,7 +210,7 @@ class FrameSource(Source):
         if len(shapes) != 1:
             raise InputError(f"{paths[0].parent}: frames differ in size")
         frames = [np.clip(np.rint(f), 0, 255).astype(np.uint8) for f in frames]
-        return average_frames(frames, gamma=self.gamma), frames[len(frames) // 2]
+        return average_frames(frames, gamma=gamma), frames[len(frames) // 2]
 
     def sample(self, index, rng, patch):
         n = int(rng.integers(FRAMES_MIN, FRAMES_MAX + 1))
@@ -215,11 +220,24 @@ class FrameSource(Source):
         if h < patch or w < patch:
             raise InputError(f"{paths[0]}: {w}x{h} is smaller than the {patch}px patch")
         y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
-        return self._average(paths, lambda im: im[y : y + patch, x : x + patch])
+        # One gamma draws nothing, so single-gamma runs keep their random stream.
+        gamma = self.gamma[0]
+        if len(self.gamma) > 1:
+            gamma = self.gamma[int(rng.integers(len(self.gamma)))]
+        return self._average(paths, lambda im: im[y : y + patch, x : x + patch], gamma)
+
+    def describe(self) -> str:
+        gammas = " or ".join(f"{g:g}" for g in self.gamma)
+        return f"{super().describe()[:-1]}, gamma {gammas})"
+
+    def val_gamma(self, index: int) -> float:
+        """Validation cycles through the gammas, so every response is measured."""
+        return self.gamma[index % len(self.gamma)]
 
     def val_pair(self, index, crop, seed):
         n = (FRAMES_MIN + FRAMES_MAX) // 2
-        return self._average(self._window(index, n), lambda im: center_crop(im, crop))
+        window = self._window(index, n)
+        return self._average(window, lambda im: center_crop(im, crop), self.val_gamma(index))
 
     def split(self, n_val):
         # Validation = the last frames of each sequence: neighbouring frames are nearly
@@ -247,12 +265,13 @@ class _SparseFrames(FrameSource):
         return sum(len(s) // FRAMES_MAX for s in self.sequences)
 
     def val_pair(self, index, crop, seed):
+        gamma = self.val_gamma(index)
         for seq in self.sequences:
             k = len(seq) // FRAMES_MAX
             if index < k:
                 n = (FRAMES_MIN + FRAMES_MAX) // 2
                 window = seq[index * FRAMES_MAX : index * FRAMES_MAX + n]
-                return self._average(window, lambda im: center_crop(im, crop))
+                return self._average(window, lambda im: center_crop(im, crop), gamma)
             index -= k
         raise IndexError(index)
 
@@ -378,7 +397,7 @@ def open_source(
     spec: str,
     blur_dir: str = "auto",
     synth_options: dict[str, Any] | None = None,
-    gamma: float = 2.2,
+    gamma: float | Sequence[float] = 2.2,
 ) -> Source:
     """A :class:`Source` for ``[KIND:]PATH``; raises :class:`InputError` with a clear line."""
     kind, root = parse_spec(spec)

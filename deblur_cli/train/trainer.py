@@ -80,7 +80,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     blur_dir: str = "auto"
     synth_options: dict[str, Any] = field(default_factory=dict)
-    gamma_frames: float = 2.2
+    gamma_frames: tuple[float, ...] = (2.2,)  # frames: camera gamma(s); each pair draws one
     val: list[str] = field(default_factory=list)  # separate validation data; else held back
     val_count: int = 8
     val_every: int = 1000
@@ -94,6 +94,7 @@ class TrainConfig:
         d = asdict(self)
         d["model"] = self.model.to_dict() if self.model else None
         d["milestones"] = list(self.milestones)
+        d["gamma_frames"] = list(self.gamma_frames)
         return d
 
 
