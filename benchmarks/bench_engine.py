@@ -41,6 +41,8 @@ def _model(config: str, precision: str, tile: int | None):
     tune_allocator()
     torch.manual_seed(0)
     net = build_model(ModelConfig.parse(config))
+    for scale in net.body_models:  # residual nets start as the identity: make them compute
+        scale.body[-1].reset_parameters()
     cpu = torch.device("cpu")
     return prepare(net, cpu, choose_precision(cpu, precision), tile=tile)
 

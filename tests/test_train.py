@@ -203,6 +203,31 @@ def test_adversarial_loss_trains_d_and_resumes(tmp_path: Path) -> None:
 
 
 @needs_shared
+def test_export_best_or_last(pairs: Path, tmp_path: Path) -> None:
+    """--export gives the best-validated step; --export-last the final weights, which say
+    in their metrics how they validated."""
+    from safetensors.torch import load_file
+
+    cfg = tiny_cfg(pairs, tmp_path / "run", steps=5, val_every=2, export=str(tmp_path / "b.st"))
+    Trainer(cfg).run()
+    best = json.loads(read_weights(tmp_path / "run" / "best.safetensors").metadata["metrics"])
+    assert best["val"]["step"] in (2, 4, 5)
+    cfg = tiny_cfg(pairs, tmp_path / "run", steps=5, val_every=2, export=str(tmp_path / "l.st"))
+    cfg.export_best = False
+    Trainer(cfg).run()  # already finished: resumes at the end and only exports
+    run = tmp_path / "run"
+    for exported, twin in (("b.st", "best.safetensors"), ("l.st", "last.safetensors")):
+        got, want = load_file(tmp_path / exported), load_file(run / twin)
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    last = read_weights(tmp_path / "l.st").metadata
+    assert json.loads(last["steps"]) == 5
+    metrics = json.loads(last["metrics"])
+    assert metrics["val"] == best["val"]
+    if best["val"]["step"] != 5:
+        assert metrics["val_last"]["step"] == 5
+
+
+@needs_shared
 def test_synthetic_sources(tmp_path: Path) -> None:
     pytest.importorskip("deblur_cli.synth")
     frames = sorted((SHARED / "frames" / "GOPR0477_11_00").glob("*.jpg"))[:20]

@@ -239,6 +239,12 @@ class LiveView:
     metavar="OUT.safetensors",
     help="At the end, write the best (else last) model here with metadata.",
 )
+@click.option(
+    "--export-last",
+    is_flag=True,
+    help="Export the last weights even when validation picked a best step (for a noisy "
+    "validation set, or a schedule whose end is the point).",
+)
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in --out.")
 def train(
     data: tuple[str, ...],
@@ -275,6 +281,7 @@ def train(
     checkpoint_every: int,
     log_every: int,
     export: Path | None,
+    export_last: bool,
     restart: bool,
 ) -> None:
     """Train the multi-scale network (official DeepDeblur recipe by default).
@@ -341,6 +348,7 @@ def train(
         checkpoint_every=checkpoint_every,
         log_every=log_every,
         export=str(export) if export else None,
+        export_best=not export_last,
         resume=not restart,
     )
     view: LiveView | None = None

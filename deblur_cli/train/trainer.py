@@ -88,6 +88,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 20
     export: str | None = None
+    export_best: bool = True  # False: export the last weights even when validation ran
     resume: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -440,7 +441,7 @@ class Trainer:
                 "ssim": _mean([s for _, s in identity]),
             }
         result = {"psnr": _mean([p for p, _ in scores]), "ssim": _mean([s for _, s in scores])}
-        self.last_val = result
+        self.last_val = {**result, "step": float(self.step)}
         if not self.best or result["psnr"] > self.best.get("psnr", -math.inf):
             self.best = {**result, "step": float(self.step)}
             self._save_weights(self.out / "best.safetensors")
@@ -457,6 +458,12 @@ class Trainer:
                 "psnr": round(self.best["psnr"], 4),
                 "ssim": round(self.best["ssim"], 5),
                 "step": int(self.best["step"]),
+            }
+        if self.last_val.get("step", -1) not in (-1, self.best.get("step")):
+            metrics["val_last"] = {
+                "psnr": round(self.last_val["psnr"], 4),
+                "ssim": round(self.last_val["ssim"], 5),
+                "step": int(self.last_val["step"]),
             }
         if self.identity:
             metrics["val_identity"] = {
@@ -496,7 +503,7 @@ class Trainer:
         if not self.dist.main:
             return None
         target = Path(target)
-        if self.best and (self.out / "best.safetensors").is_file():
+        if self.cfg.export_best and self.best and (self.out / "best.safetensors").is_file():
             data = (self.out / "best.safetensors").read_bytes()
             with atomic_path(target) as tmp:
                 tmp.write_bytes(data)
