@@ -209,7 +209,12 @@ class FrameSource(Source):
         shapes = {f.shape for f in frames}
         if len(shapes) != 1:
             raise InputError(f"{paths[0].parent}: frames differ in size")
-        frames = [np.clip(np.rint(f), 0, 255).astype(np.uint8) for f in frames]
+        # Only 16-bit/float frames need converting: np.rint on uint8 makes float16 copies,
+        # and that used to be three quarters of a sample's time.
+        frames = [
+            f if f.dtype == np.uint8 else np.clip(np.rint(f), 0, 255).astype(np.uint8)
+            for f in frames
+        ]
         return average_frames(frames, gamma=gamma), frames[len(frames) // 2]
 
     def sample(self, index, rng, patch):

@@ -243,6 +243,9 @@ class Trainer:
         self.report = reporter or (lambda event, info: None)
         self.stop = _StopFlag()
         self.dist, self.device = init_distributed(cfg.device)
+        if self.device.type == "cuda":
+            # Every training batch has the same shape: let cuDNN time its algorithms once.
+            torch.backends.cudnn.benchmark = True
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
         self.loss_spec = parse_loss(cfg.loss)
         self.out = Path(cfg.out)
