@@ -32,11 +32,23 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import av
 import numpy as np
 
 from .atomic import atomic_path
-from .errors import DeblurError, InputError, OutputError
+from .errors import DeblurError, InputError, OutputError, ResourceError
+
+try:
+    import av
+except ImportError as _err:  # a declared dependency, but photos must work without it
+    av = None
+    _AV_ERROR = str(_err)
+
+
+def _need_av() -> None:
+    """One clear line instead of a traceback when PyAV is missing or broken."""
+    if av is None:
+        raise ResourceError(f"deblur video needs PyAV: pip install av ({_AV_ERROR})")
+
 
 FrameFn = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[int, "int | None"], None]
@@ -116,6 +128,7 @@ class VideoInfo:
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
+    _need_av()
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -407,6 +420,7 @@ def container_format(path: Path) -> str:
 
 def check_encoder(settings: EncodeSettings, info: VideoInfo, dst: Path) -> None:
     """Fail before any work when the codec, pixel format or container cannot do the job."""
+    _need_av()
     fmt = container_format(dst)
     try:
         codec = av.Codec(settings.codec, "w")

@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -311,3 +312,24 @@ def test_parse_time_and_probe(clip: Path) -> None:
     info = probe(clip)
     assert (info.width, info.height, info.rate, info.frames, info.rotation) == (W, H, FPS, 12, 90)
     assert info.other_streams == ("audio:aac",)
+
+
+def test_photos_work_and_video_says_why_without_pyav(
+    clip: Path, tiny_weights: Path, tmp_path: Path
+) -> None:
+    """A machine where PyAV will not import still deblurs photos; `deblur video` says why."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "av.py").write_text("raise ImportError('PyAV blocked for this test')\n")
+    paths = [str(blocker), os.environ.get("PYTHONPATH")]
+    env = {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    photo = tmp_path / "in.png"
+    cv2.imwrite(str(photo), np.full((32, 48, 3), 90, np.uint8))
+    ok = run_cli("image", photo, "-o", tmp_path / "out.png", "-w", tiny_weights, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "out.png").is_file()
+    result = run_cli("video", clip, "-o", tmp_path / "out.mp4", "-w", tiny_weights, env=env)
+    assert result.returncode == 5
+    line = one_error_line(result.stderr)
+    assert "needs PyAV" in line and "blocked" in line
+    assert not (tmp_path / "out.mp4").exists()
