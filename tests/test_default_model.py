@@ -52,6 +52,16 @@ def test_demo_runs_offline_from_any_folder(tmp_path: Path):
     assert f"{psnr(blurry):.2f} dB blurry → {psnr(deblurred):.2f} dB deblurred" in summary
 
 
+def test_demo_to_one_picture(tmp_path: Path):
+    """`deblur demo -o demo.png` (the README's first command) writes the comparison alone."""
+    result = run_cli("demo", "-o", "pics/demo.png", "--device", "cpu", env=OFFLINE, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png"))
+    assert written == ["pics/demo.png"]
+    compare = cv2.imread(str(tmp_path / "pics" / "demo.png"))
+    assert compare is not None and compare.shape[1] > 3 * compare.shape[0] // 2
+
+
 def test_weights_list_shows_the_default(tmp_path: Path):
     result = run_cli("weights", "list", env=OFFLINE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

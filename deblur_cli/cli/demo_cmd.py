@@ -14,7 +14,7 @@ import click
 import numpy as np
 
 from ..engine import deblur_array
-from ..io.images import read_image, write_image
+from ..io.images import IMAGE_EXTENSIONS, read_image, write_image
 from ..photos import side_by_side
 from ..synth import synth_still
 from ..train.metrics import psnr
@@ -30,7 +30,8 @@ EXAMPLE = "street.png"  # rendered by scripts/make_example.py: our own pixels, p
     type=click.Path(path_type=Path),
     default=Path("deblur-demo"),
     show_default=True,
-    help="Folder for the sharp, blurry and deblurred pictures and the comparison.",
+    help="A folder for all four pictures, or a file name such as demo.png for the "
+    "comparison alone.",
 )
 @click.option(
     "--shake",
@@ -46,11 +47,13 @@ def demo(output: Path, shake: float, seed: int, weights, device, precision, tile
 
     No download and no GPU needed. Writes OUTPUT/sharp.png, OUTPUT/blurry.png,
     OUTPUT/deblurred.png and OUTPUT/compare.png (blurry | deblurred | sharp, labelled with
-    PSNR against the sharp picture).
+    PSNR against the sharp picture); an OUTPUT that names an image file gets the
+    comparison alone.
 
     \b
     Examples:
       deblur demo                       # → deblur-demo/compare.png
+      deblur demo -o demo.png           # just the comparison picture
       deblur demo -o out --shake 0.04   # stronger shake
       deblur demo -w my.safetensors     # try your own weights
     """
@@ -62,13 +65,19 @@ def demo(output: Path, shake: float, seed: int, weights, device, precision, tile
     with console.status("deblurring the example…"):
         result = deblur_array(model, blurry)
     before, after = psnr(blurry, sharp), psnr(result, sharp)
-    output.mkdir(parents=True, exist_ok=True)
-    for name, image in (("sharp", sharp), ("blurry", blurry), ("deblurred", result)):
-        write_image(output / f"{name}.png", image)
     labels = (f"blurry {before:.2f} dB", f"deblurred {after:.2f} dB", "sharp")
-    write_image(output / "compare.png", side_by_side(blurry, result, sharp, labels=labels))
+    comparison = side_by_side(blurry, result, sharp, labels=labels)
+    if output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir():
+        compare_path = output
+        output.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        for name, image in (("sharp", sharp), ("blurry", blurry), ("deblurred", result)):
+            write_image(output / f"{name}.png", image)
+        compare_path = output / "compare.png"
+    write_image(compare_path, comparison)
     console.print(f"PSNR vs the sharp picture: {before:.2f} dB blurry → {after:.2f} dB deblurred")
-    console.print(f"wrote [bold]{output / 'compare.png'}[/bold]")
+    console.print(f"wrote [bold]{compare_path}[/bold]")
 
 
 COMMANDS = [demo]
