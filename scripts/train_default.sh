@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The recipe of the bundled default model (light-gopro), exactly as it was trained.
+# Stages 1-2 of the bundled default model's recipe (light-gopro), exactly as they were run.
 #
 #   bash scripts/train_default.sh [DATA_DIR] [RUN_DIR]
 #
 # DATA_DIR is ../shared/data (GOPRO frames + sharp stills); RUN_DIR defaults to
-# runs/light-gopro. Two stages: 7,000 steps from scratch, then 7,000 fine-tuning steps in
-# which the frames are averaged with gamma 2.2 or 1 (linear light or code values, as GOPRO's
-# blur_gamma and blur). Ctrl-C saves a checkpoint; running the script again resumes where it
-# stopped. Then:
-#   deblur eval DATA_DIR/eval/gopro_style_train_scenes -w RUN_DIR/light-gopro.safetensors
-#   python scripts/bundle_weights.py RUN_DIR/light-gopro.safetensors light-gopro ...
+# runs/light-gopro. Two stages of the 9-block residual network (3,9,32,3,res) on a CPU: 7,000
+# steps from scratch, then 7,000 fine-tuning steps in which the frames are averaged with
+# gamma 2.2 or 1 (linear light or code values, as GOPRO's blur_gamma and blur). Ctrl-C saves
+# a checkpoint; running the script again resumes where it stopped. Stage 3 trims the result
+# to 7 blocks and fine-tunes it on a GPU:
+#   python scripts/train_candidates.py DATA_DIR runs/candidates --minutes 8.5 \
+#       --init RUN_DIR/light-gopro.safetensors
+#   python scripts/bundle_weights.py runs/candidates/b7.safetensors light-gopro ...
 set -euo pipefail
 data=${1:-../shared/data}
 run=${2:-runs/light-gopro}
@@ -29,7 +31,7 @@ common=(
   --log-every 50
 )
 if [ ! -f "$run/stage1.safetensors" ]; then
-  deblur train "${data_args[@]}" "${common[@]}" --config light --lr 3e-4 \
+  deblur train "${data_args[@]}" "${common[@]}" --config 3,9,32,3,res --lr 3e-4 \
     -o "$run/stage1" --export "$run/stage1.safetensors"
 fi
 # Stage 2 exports its last step: the 12-crop validation moves by +-0.1 dB between

@@ -147,7 +147,7 @@ class LiveView:
     "model_config",
     default=None,
     metavar="NAME|S,B,F,K[,res]",
-    help="Network: paper (3,19,64,5), light (3,9,32,3,res), or scales,blocks,feats,kernel; "
+    help="Network: paper (3,19,64,5), light (3,7,32,3,res), or scales,blocks,feats,kernel; "
     "',res' adds each scale's blurry input to its output (global residual, not in the "
     "paper). Default: the --init file's, else paper.",
 )
