@@ -13,9 +13,9 @@ own DataLoader workers.
 A budget in minutes, not steps, because a lent GPU comes with minutes: a short calibration
 run of every candidate (all at once, so contention is measured too) gives steps per second,
 and the real runs get the number of steps that ends their cosine schedule inside the budget.
-That number is printed and stored in every run's log, so a run can be repeated exactly with
-``deblur train --steps N``. Each run's folder keeps its checkpoint: running this again
-resumes the runs (the step counts are read back from ``RUNS_DIR/plan.json``).
+That number is printed, kept in ``RUNS_DIR/plan.json`` and in each run's ``NAME.cmd``, so a
+run can be repeated exactly with ``deblur train --steps N``. Each run's folder keeps its
+checkpoint: running this again resumes the runs with the same plan.
 """
 
 from __future__ import annotations
@@ -99,20 +99,26 @@ def stop_all(procs: list[subprocess.Popen], grace: float = 60.0) -> None:
             p.kill()
 
 
-def export_checkpoint(run: Path, target: Path) -> None:
-    """A run stopped by the deadline exports nothing: write its checkpoint's weights."""
-    if target.is_file() or not (run / "checkpoint.pt").is_file():
+def finish_command(args: argparse.Namespace, c: Candidate, init: Path, steps: int) -> list[str]:
+    """The real run of a candidate: its own folder, exporting its last step."""
+    target = args.runs / f"{c.name}.safetensors"
+    cmd = train_command(args, c, init, args.runs / c.name, steps)
+    return cmd + ["--export", str(target), "--export-last"]
+
+
+def export_stopped_run(args: argparse.Namespace, c: Candidate, init: Path) -> None:
+    """A run the deadline stopped has exported nothing. Running it again with ``--steps`` at
+    its checkpoint's step trains nothing and exports like a finished run (same metadata)."""
+    if (args.runs / f"{c.name}.safetensors").is_file():
+        return
+    checkpoint = args.runs / c.name / "checkpoint.pt"
+    if not checkpoint.is_file():
         return
     import torch
 
-    from deblur_cli.model import ModelConfig
-    from deblur_cli.weights import save_weights
-
-    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
-    config = ModelConfig.from_dict(state["model_config"])
-    save_weights(target, state["G"], config, source="deblur train (stopped at the deadline)",
-                 steps=int(state["step"]), train_config=state["train_config"])  # fmt: skip
-    print(f"{target}: exported from the checkpoint at step {state['step']}", flush=True)
+    step = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["step"])
+    start(finish_command(args, c, init, step), args.runs / f"{c.name}.log").wait()
+    print(f"{c.name}: stopped by the deadline, exported at step {step}", flush=True)
 
 
 def main() -> None:
@@ -191,16 +197,14 @@ def main() -> None:
 
     procs = []
     for c in candidates:
-        out = args.runs / c.name
-        cmd = train_command(args, c, inits[c.name], out, plan[c.name]["steps"])
-        cmd += ["--export", str(args.runs / f"{c.name}.safetensors"), "--export-last"]
+        cmd = finish_command(args, c, inits[c.name], plan[c.name]["steps"])
         (args.runs / f"{c.name}.cmd").write_text(" ".join(cmd) + "\n")
         procs.append(start(cmd, args.runs / f"{c.name}.log"))
     while any(p.poll() is None for p in procs) and time.time() < deadline - 10:
         time.sleep(2)
     stop_all(procs, grace=30)
     for c in candidates:
-        export_checkpoint(args.runs / c.name, args.runs / f"{c.name}.safetensors")
+        export_stopped_run(args, c, inits[c.name])
     for c, p in zip(candidates, procs, strict=True):
         step, rate = last_step_and_rate(args.runs / c.name / "log.csv", 0)
         print(f"{c.name}: exit {p.returncode}, step {step}/{plan[c.name]['steps']}, "

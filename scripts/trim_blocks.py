@@ -1,11 +1,11 @@
 """Make a shallower network's starting point from a trained one by dropping ResBlocks.
 
-    python scripts/trim_blocks.py weights/light-gopro.safetensors 7 runs/init-7.safetensors
+    python scripts/trim_blocks.py runs/light-gopro/light-gopro.safetensors 7 init-7.safetensors
 
 Keeps the head conv, the first BLOCKS ResBlocks and the tail conv of every scale, plus the
 up-convolutions. A ResBlock adds a correction to its input, so a network without its last
 blocks is still a sensible deblurrer: fine-tuning it (``deblur train --init``) starts far
-closer to a good model than random weights. Used by ``scripts/train_default_gpu.sh``.
+closer to a good model than random weights. Used by ``scripts/train_candidates.py``.
 """
 
 from __future__ import annotations

@@ -98,6 +98,17 @@ def decode_rgb(path: Path) -> np.ndarray:
     return pixels.astype(np.float32) * np.float32(255.0)
 
 
+def as_uint8(pixels: np.ndarray) -> np.ndarray:
+    """decode_rgb's output (uint8, or float 0..255 from 16-bit/float files) as uint8 codes.
+
+    uint8 passes through untouched: np.rint on uint8 makes float16 copies, and that used to be
+    three quarters of a ``frames:`` sample's time.
+    """
+    if pixels.dtype == np.uint8:
+        return pixels
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------- sources
 
 
@@ -209,12 +220,7 @@ class FrameSource(Source):
         shapes = {f.shape for f in frames}
         if len(shapes) != 1:
             raise InputError(f"{paths[0].parent}: frames differ in size")
-        # Only 16-bit/float frames need converting: np.rint on uint8 makes float16 copies,
-        # and that used to be three quarters of a sample's time.
-        frames = [
-            f if f.dtype == np.uint8 else np.clip(np.rint(f), 0, 255).astype(np.uint8)
-            for f in frames
-        ]
+        frames = [as_uint8(f) for f in frames]
         return average_frames(frames, gamma=gamma), frames[len(frames) // 2]
 
     def sample(self, index, rng, patch):
@@ -299,7 +305,7 @@ class StillSource(Source):
     def _synth(self, sharp: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         from ..synth import synth_still  # lazy: synthesis is an optional room
 
-        sharp = np.clip(np.rint(sharp), 0, 255).astype(np.uint8)
+        sharp = as_uint8(sharp)
         try:
             return synth_still(sharp, rng, **self.options)
         except ValueError as err:  # bad options or a photo the generator cannot use
