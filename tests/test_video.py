@@ -333,3 +333,20 @@ def test_photos_work_and_video_says_why_without_pyav(
     line = one_error_line(result.stderr)
     assert "needs PyAV" in line and "blocked" in line
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_video_package_ships_in_the_wheel() -> None:
+    """Every folder of deblur_cli/video (and the rest) is listed for setuptools, so a
+    non-editable install does not lose part of the package."""
+    tomllib = pytest.importorskip("tomllib")
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "deblur_cli").rglob("__init__.py")
+    }
+    assert "deblur_cli.video" in on_disk
+    assert on_disk <= listed, on_disk - listed
