@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import select
 import subprocess
 import sys
-import textwrap
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -262,44 +261,79 @@ def test_resume_with_other_settings_refuses(clip: Path, tmp_path: Path) -> None:
         process_video(clip, out, lambda x: x, job={"model": "b"}, resume=True)
 
 
-KILL_SCRIPT = """
-import sys, time
-from deblur_cli.video import process_video
-def slow(rgb):
-    time.sleep(0.15)
-    return rgb
-process_video(sys.argv[1], sys.argv[2], slow, segment_seconds=0.1, resume=True)
+# The child runs the real CLI, but its per-frame function tells the parent (through a pipe)
+# when it has handed BLOCK_AFTER frames on and then blocks for good: the kill always lands
+# mid-run, however fast the machine.
+KILL_DRIVER = """
+import os, sys, threading
+from deblur_cli.cli import main, video_cmd
+
+signal_fd, block_after = int(sys.argv[1]), int(sys.argv[2])
+real_deblur, calls = video_cmd.deblur_array, 0
+
+def deblur_then_block(model, rgb):
+    global calls
+    calls += 1
+    if calls > block_after:
+        os.write(signal_fd, b"blocked")
+        os.close(signal_fd)
+        threading.Event().wait()
+    return real_deblur(model, rgb)
+
+video_cmd.deblur_array = deblur_then_block
+main(sys.argv[3:], prog_name="deblur")
 """
+BLOCK_AFTER = 7  # segments of 3 frames: two finished, the third in progress when killed
 
 
-def test_resume_after_sigkill(tmp_path: Path) -> None:
+def test_resume_after_sigkill(
+    tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deblur_cli.cli import video_cmd
+    from deblur_cli.engine import deblur_array
+
     clip = make_clip(tmp_path / "long.mp4", frames=30)
     out = tmp_path / "out.mp4"
+    args = ["video", str(clip), "-o", str(out), "-w", str(tiny_weights), "--precision", "fp32"]
+    args += ["--segment", "0.1"]
     manifest = parts_folder(out) / "manifest.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(KILL_SCRIPT), str(clip), str(out)],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
-    )
-    deadline = time.monotonic() + 60
-    done = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if manifest.is_file():
-            done = sum(s["frames"] for s in json.loads(manifest.read_text())["segments"])
-            if done >= 6:
-                break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 6 <= done < 30 and not out.exists()
+    log = tmp_path / "child.log"
+    read_end, write_end = os.pipe()
+    with log.open("wb") as child_log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_DRIVER, str(write_end), str(BLOCK_AFTER), *args],
+            pass_fds=(write_end,),
+            stdout=child_log,
+            stderr=subprocess.STDOUT,
+        )
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 120)
+        message = os.read(read_end, 16) if ready else b""
+        assert message == b"blocked", (proc.poll(), log.read_text())
+        # the encoder thread still finishes the segments whose frames were handed on
+        deadline, done = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and done < 6:
+            if manifest.is_file():
+                done = sum(s["frames"] for s in json.loads(manifest.read_text())["segments"])
+            time.sleep(0.02)
+        assert proc.poll() is None  # still blocked: the kill lands mid-run
+    finally:
+        os.close(read_end)
+        proc.kill()
+        proc.wait()
+    assert done == 6 and not out.exists()
 
     seen = []
 
-    def count(rgb: np.ndarray) -> np.ndarray:
+    def count(model, rgb: np.ndarray) -> np.ndarray:
         seen.append(1)
-        return rgb
+        return deblur_array(model, rgb)
 
-    result = process_video(clip, out, count, segment_seconds=0.1, resume=True)
-    assert result.resumed_frames >= done and len(seen) == 30 - result.resumed_frames
+    monkeypatch.setattr(video_cmd, "deblur_array", count)
+    result = CliRunner().invoke(main, [*args, "--resume"])
+    assert result.exit_code == 0, result.stderr
+    assert "resumed: 6 frames" in result.stderr and len(seen) == 30 - 6
     info = read_clip(out)
     assert info["times"] == pytest.approx([i / FPS for i in range(30)], abs=1e-6)
     assert info["audio_seconds"] == pytest.approx(30 / FPS, abs=float(1 / FPS))
