@@ -215,50 +215,164 @@ def test_bad_inputs(tmp_path: Path, tiny_weights: Path) -> None:
     ]  # fmt: skip
 
 
-def test_ctrl_c_then_resume(
-    clip: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def interrupt_after(monkeypatch: pytest.MonkeyPatch, frames: int | None) -> dict[str, int]:
+    """Make the CLI's per-frame function count its calls and press Ctrl-C on call
+    ``frames + 1`` (None: never)."""
     from deblur_cli.cli import video_cmd
     from deblur_cli.engine import deblur_array
 
     calls = {"n": 0}
 
-    def flaky(model, rgb):
+    def counting(model, rgb):
         calls["n"] += 1
-        if calls["n"] == 7:
+        if frames is not None and calls["n"] == frames + 1:
             raise KeyboardInterrupt
         return deblur_array(model, rgb)
 
+    monkeypatch.setattr(video_cmd, "deblur_array", counting)
+    return calls
+
+
+def test_ctrl_c_then_same_command_resumes(
+    clip: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "out.mp4"
     args = ["video", str(clip), "-o", str(out), "-w", str(tiny_weights), "--segment", "0.1"]
-    monkeypatch.setattr(video_cmd, "deblur_array", flaky)
-    result = CliRunner().invoke(main, [*args, "--precision", "fp32"])
+    args += ["--precision", "fp32"]
+    interrupt_after(monkeypatch, 6)
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 130
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "--resume" in errors[0] and "Traceback" not in result.stderr
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "run the same command again" in errors[0]
     assert not out.exists()
     manifest = json.loads((parts_folder(out) / "manifest.json").read_text())
     assert sum(s["frames"] for s in manifest["segments"]) == 6  # two segments of 3 frames
 
-    calls["n"] = -100
-    result = CliRunner().invoke(main, [*args, "--precision", "fp32", "--resume"])
+    calls = interrupt_after(monkeypatch, None)
+    result = CliRunner().invoke(main, args)  # the very same command: no --resume
     assert result.exit_code == 0, result.stderr
-    assert calls["n"] == -100 + 6  # only the frames not done yet
-    assert "resumed: 6 frames" in result.stderr
+    assert calls["n"] == 12 - 6  # only the frames not done yet
+    assert "resuming: 2 finished segments (frames 0–5) reused" in result.stderr
     assert read_clip(out)["times"] == pytest.approx(read_clip(clip)["times"], abs=1e-6)
     assert not parts_folder(out).exists()
 
+    finished = out.read_bytes()
+    result = CliRunner().invoke(main, args)  # finished: nothing to redo
+    assert result.exit_code == 0, result.stderr
+    assert calls["n"] == 6 and "nothing to do" in result.stderr and "--force" in result.stderr
+    assert out.read_bytes() == finished
 
-def test_resume_with_other_settings_refuses(clip: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, [*args, "--force"])
+    assert result.exit_code == 0, result.stderr
+    assert calls["n"] == 6 + 12 and "resuming" not in result.stderr
+
+
+def test_force_discards_finished_segments(
+    clip: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "out.mp4"
+    args = ["video", str(clip), "-o", str(out), "-w", str(tiny_weights), "--segment", "0.1"]
+    args += ["--precision", "fp32"]
+    interrupt_after(monkeypatch, 6)
+    assert CliRunner().invoke(main, args).exit_code == 130
+    calls = interrupt_after(monkeypatch, None)
+    changed = [*args, "--start", "0.05", "--crf", "20"]
+    assert CliRunner().invoke(main, changed).exit_code == 2  # refused: other settings
+    result = CliRunner().invoke(main, [*changed, "--restart"])  # the spelling train uses
+    assert result.exit_code == 0, result.stderr
+    assert calls["n"] == 10 and "resuming" not in result.stderr  # from 0.05 s: frames 2..11
+    assert read_clip(out)["times"] == pytest.approx(read_clip(clip)["times"][:10], abs=1e-6)
 
-    def stop(rgb: np.ndarray) -> np.ndarray:
-        raise KeyboardInterrupt
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--crf", "20"], "--crf 18 → 20"),
+        (["--start", "0.05"], "--start not set → 0.05"),
+        (["-w", "OTHER"], "weights file"),
+        (["--segment", "0.2"], "frames per segment (--segment) 3 → 6"),
+    ],
+)
+def test_rerun_with_other_settings_refuses_to_mix(
+    clip: Path,
+    tiny_weights: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: list[str],
+    message: str,
+) -> None:
+    if change[-1] == "OTHER":
+        other = tmp_path / "other.safetensors"
+        other.write_bytes(tiny_weights.read_bytes())
+        change = ["-w", str(other)]
+    out = tmp_path / "out.mp4"
+    args = ["video", str(clip), "-o", str(out), "--segment", "0.1", "--precision", "fp32"]
+    interrupt_after(monkeypatch, 4)
+    assert CliRunner().invoke(main, [*args, "-w", str(tiny_weights)]).exit_code == 130
+    manifest = (parts_folder(out) / "manifest.json").read_text()
+    calls = interrupt_after(monkeypatch, None)
+    changed = [*args, "-w", str(tiny_weights), *change]  # a later option wins in click
+    result = CliRunner().invoke(main, changed)
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result.stderr)
+    assert message in line and "1 finished segment (frames 0–2)" in line and "--force" in line
+    assert calls["n"] == 0 and not out.exists()
+    assert (parts_folder(out) / "manifest.json").read_text() == manifest  # nothing discarded
+
+
+def test_library_resume_never_splices_other_jobs(clip: Path, tmp_path: Path) -> None:
+    from deblur_cli.video import ResumeConflict, unfinished_run
+
+    out = tmp_path / "out.mp4"
+    seen: list[int] = []
+
+    def stop_after_4(rgb: np.ndarray) -> np.ndarray:
+        seen.append(1)
+        if len(seen) > 4:
+            raise KeyboardInterrupt
+        return rgb
 
     with pytest.raises(KeyboardInterrupt):
-        process_video(clip, out, stop, job={"model": "a"})
-    with pytest.raises(Exception, match="other settings"):
-        process_video(clip, out, lambda x: x, job={"model": "b"}, resume=True)
+        process_video(clip, out, stop_after_4, job={"model": "a"}, segment_seconds=0.1)
+    assert unfinished_run(clip, out, job={"model": "a"}, segment_seconds=0.1).frames == 3
+    with pytest.raises(ResumeConflict, match="other settings.*model a → b"):
+        process_video(clip, out, lambda x: x, job={"model": "b"}, segment_seconds=0.1)
+    result = process_video(clip, out, lambda x: x, job={"model": "b"}, resume=False)
+    assert result.resumed_frames == 0 and result.frames == 12
+
+
+def test_frames_dir_rerun_resumes_and_refuses_other_range(
+    clip: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "frames"
+    args = ["video", str(clip), "--frames-dir", str(folder), "-w", str(tiny_weights)]
+    args += ["--precision", "fp32"]
+    interrupt_after(monkeypatch, 5)
+    assert CliRunner().invoke(main, args).exit_code == 130
+    assert len(list(folder.glob("frame_*.png"))) == 5
+
+    result = CliRunner().invoke(main, [*args, "--start", "0.1"])  # frame_000000 would move
+    assert result.exit_code == 2
+    assert "--start not set → 0.1" in one_error_line(result.stderr)
+
+    calls = interrupt_after(monkeypatch, None)
+    result = CliRunner().invoke(main, [*args, "--resume"])  # the old flag is still accepted
+    assert result.exit_code == 0, result.stderr
+    assert calls["n"] == 12 - 5 and "resuming: 5 finished frames (0–4) reused" in result.stderr
+    assert len(list(folder.glob("frame_*.png"))) == 12
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "nothing to do" in result.stderr and calls["n"] == 7
+
+    result = CliRunner().invoke(main, [*args, "--force", "--end", "0.2"])
+    assert result.exit_code == 0, result.stderr
+    assert calls["n"] == 7 + 6 and len(list(folder.glob("frame_*.png"))) == 6  # old ones gone
+
+
+def test_help_offers_force_not_resume() -> None:
+    result = CliRunner().invoke(main, ["video", "--help"])
+    assert "--force" in result.output and "--restart" in result.output
+    assert "--resume" not in result.output and "same command" in result.output
 
 
 # The child runs the real CLI, but its per-frame function tells the parent (through a pipe)
@@ -331,9 +445,10 @@ def test_resume_after_sigkill(
         return deblur_array(model, rgb)
 
     monkeypatch.setattr(video_cmd, "deblur_array", count)
-    result = CliRunner().invoke(main, [*args, "--resume"])
+    result = CliRunner().invoke(main, args)  # the same command again
     assert result.exit_code == 0, result.stderr
-    assert "resumed: 6 frames" in result.stderr and len(seen) == 30 - 6
+    assert "resuming: 2 finished segments (frames 0–5) reused" in result.stderr
+    assert len(seen) == 30 - 6
     info = read_clip(out)
     assert info["times"] == pytest.approx([i / FPS for i in range(30)], abs=1e-6)
     assert info["audio_seconds"] == pytest.approx(30 / FPS, abs=float(1 / FPS))

@@ -28,10 +28,14 @@ from ..video import (
     check_encoder,
     check_output,
     export_frames,
+    finished_export,
+    finished_output,
     parse_time,
     parts_folder,
     probe,
     process_video,
+    unfinished_export,
+    unfinished_run,
 )
 from .common import console, describe, model_options, open_model
 
@@ -79,9 +83,18 @@ class FpsColumn(ProgressColumn):
     help="Write deblurred PNG frames (upright) and timestamps.txt here instead of a video.",
 )
 @click.option(
+    "--force",
+    "--restart",
+    "force",
+    is_flag=True,
+    help="Start over: discard the finished segments (or frames) of an earlier run and "
+    "replace an existing output.",
+)
+@click.option(
     "--resume",
     is_flag=True,
-    help="Continue an interrupted run from its finished segments instead of starting over.",
+    hidden=True,
+    help="Accepted for old scripts; running the same command again always resumes.",
 )
 @click.option(
     "--segment",
@@ -106,6 +119,7 @@ def video(
     start: str | None,
     end: str | None,
     frames_dir: Path | None,
+    force: bool,
     resume: bool,
     segment: float,
 ) -> None:
@@ -117,7 +131,10 @@ def video(
       deblur video clip.mov -o sharp.mp4 --crf 20
       deblur video clip.mp4 --start 0:12 --end 0:20
       deblur video clip.mp4 --frames-dir frames/
-      deblur video long.mp4 --resume             # after Ctrl-C or a crash
+
+    An interrupted run (Ctrl-C, a crash, a kill) resumes when the same command is run
+    again: finished segments are reused, at most the last couple of seconds are redone.
+    Work made with other settings is never mixed in; --force starts over.
     """
     if output is not None and frames_dir is not None:
         raise click.UsageError("give either --output or --frames-dir, not both")
@@ -130,7 +147,28 @@ def video(
     if frames_dir is None:  # fail on a bad output before spending time loading the model
         check_output(input, dst)
         check_encoder(settings, info, dst)
+    if not force and (finished_export(frames_dir) if frames_dir else finished_output(dst)):
+        what = f"{frames_dir} holds a finished export" if frames_dir else f"{dst} exists"
+        console.print(Text(f"{what}: nothing to do (add --force to make it again)"), soft_wrap=True)
+        return
     model = open_model(weights, device, precision, tile, overlap)
+    job = {
+        "weights": describe(model),
+        "file": str(model.weights.path) if model.weights and model.weights.path else None,
+        "tile": model.tile,
+        "overlap": model.overlap,
+    }
+
+    reused = None  # refuse to mix in work made with other settings, and say what is reused
+    if not force and frames_dir is not None:
+        count = unfinished_export(input, frames_dir, start=t0, end=t1, job=job)
+        reused = f"{count} finished frames (0–{count - 1})" if count else None
+    elif not force:
+        manifest = unfinished_run(
+            input, dst, settings=settings, start=t0, end=t1, segment_seconds=segment,
+            job=job, info=info,
+        )  # fmt: skip
+        reused = manifest.describe() if manifest else None
     console.print(f"[dim]{describe(model)}[/dim]")
     console.print(
         f"[dim]{input.name}: {info.width}x{info.height} {info.codec} "
@@ -139,12 +177,8 @@ def video(
         + (f", {', '.join(info.other_streams)}" if info.other_streams else "")
         + "[/dim]"
     )
-    job = {
-        "weights": describe(model),
-        "file": str(model.weights.path) if model.weights and model.weights.path else None,
-        "tile": model.tile,
-        "overlap": model.overlap,
-    }
+    if reused:
+        console.print(Text(f"resuming: {reused} reused"), soft_wrap=True)
 
     def fn(rgb: np.ndarray) -> np.ndarray:
         return deblur_array(model, rgb)
@@ -179,7 +213,8 @@ def video(
                     fn,
                     start=t0,
                     end=t1,
-                    resume=resume,
+                    resume=not force,
+                    job=job,
                     progress=progress,
                     info=info,
                 )
@@ -191,7 +226,7 @@ def video(
                     settings=settings,
                     start=t0,
                     end=t1,
-                    resume=resume,
+                    resume=not force,
                     segment_seconds=segment,
                     job=job,
                     progress=progress,
@@ -201,12 +236,10 @@ def video(
             where = frames_dir or parts_folder(dst)
             raise Interrupted(
                 f"interrupted after {done} frames; finished work is kept in {where}: "
-                "run the same command with --resume to continue"
+                "run the same command again to continue"
             ) from None
     for line in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {line}")
-    if result.resumed_frames:
-        console.print(f"[dim]resumed: {result.resumed_frames} frames were already done[/dim]")
     console.print(f"{input} → [bold]{result.output}[/bold] ({result.frames} frames)")
 
 

@@ -12,9 +12,10 @@ Design, and why:
   time base, so variable frame rate and odd rates such as 30000/1001 survive exactly.
 * Resume. The video is encoded in short segments (a couple of seconds each, every one starting
   on a keyframe) into a parts folder beside the output; a manifest records the finished ones.
-  A killed run loses at most the segment in progress, and ``resume=True`` carries on after the
-  last finished segment. The final file is muxed from the segments' packets (no re-encode)
-  plus the source's audio/subtitle packets, into a temporary file renamed at the very end.
+  A killed run loses at most the segment in progress, and running again carries on after the
+  last finished segment (never splicing in segments made with other settings). The final
+  file is muxed from the segments' packets (no re-encode) plus the source's audio/subtitle
+  packets, into a temporary file renamed at the very end.
 
 Where each part lives:
 
@@ -43,11 +44,13 @@ from .pipeline import (
     ProgressFn,
     VideoResult,
     check_output,
+    finished_output,
     process_video,
+    unfinished_run,
 )
-from .png_frames import export_frames
+from .png_frames import export_frames, finished_export, unfinished_export
 from .probe import VideoInfo, probe
-from .resume import MANIFEST, MANIFEST_VERSION, Manifest, parts_folder
+from .resume import MANIFEST, MANIFEST_VERSION, Manifest, ResumeConflict, parts_folder
 from .segments import ProcessedFrame, SegmentWriter
 from .threads import QUEUE_FRAMES, Sink, prefetch
 from .timecode import parse_time
@@ -64,6 +67,7 @@ __all__ = [
     "Manifest",
     "ProcessedFrame",
     "ProgressFn",
+    "ResumeConflict",
     "SegmentWriter",
     "Sink",
     "SourceFrame",
@@ -74,10 +78,14 @@ __all__ = [
     "container_format",
     "decode_frames",
     "export_frames",
+    "finished_export",
+    "finished_output",
     "mux",
     "parse_time",
     "parts_folder",
     "prefetch",
     "probe",
     "process_video",
+    "unfinished_export",
+    "unfinished_run",
 ]

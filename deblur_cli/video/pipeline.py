@@ -17,7 +17,14 @@ from .encode import EncodeSettings, check_encoder
 from .ffmpeg import container_format
 from .mux import mux
 from .probe import VideoInfo, probe
-from .resume import Manifest, parts_folder, remove_parts, remove_stray_temps, source_key
+from .resume import (
+    Manifest,
+    parts_folder,
+    remove_parts,
+    remove_stray_temps,
+    resumable_manifest,
+    source_key,
+)
 from .segments import ProcessedFrame, SegmentWriter
 from .threads import Sink, prefetch
 
@@ -51,6 +58,58 @@ def check_frame(out: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def video_key(
+    src: Path,
+    dst: Path,
+    info: VideoInfo,
+    settings: EncodeSettings,
+    start: float | None,
+    end: float | None,
+    segment_seconds: float,
+    job: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Everything that shapes the output's frames: segments made under another key differ."""
+    return {
+        "source": source_key(src),
+        "encode": settings.__dict__,
+        "start": start,
+        "end": end,
+        "segment_frames": segment_frames(info, segment_seconds),
+        "format": container_format(dst),
+        "job": job or {},
+    }
+
+
+def segment_frames(info: VideoInfo, segment_seconds: float) -> int:
+    return max(1, round(float(info.rate) * segment_seconds))
+
+
+def unfinished_run(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    settings: EncodeSettings | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    segment_seconds: float = SEGMENT_SECONDS,
+    job: dict[str, Any] | None = None,
+    info: VideoInfo | None = None,
+) -> Manifest | None:
+    """The finished segments that ``process_video`` with these arguments would carry on from
+    (None: it starts afresh); raises ResumeConflict when an earlier run with other settings
+    left segments for ``dst``. Lets a caller say what is reused before any work starts."""
+    src, dst = Path(src), Path(dst)
+    info = info or probe(src)
+    key = video_key(src, dst, info, settings or EncodeSettings(), start, end, segment_seconds, job)
+    return resumable_manifest(parts_folder(dst), key)
+
+
+def finished_output(dst: str | os.PathLike) -> bool:
+    """Whether ``dst`` is the whole output of an earlier run (no unfinished parts beside it)."""
+    dst = Path(dst)
+    return dst.is_file() and not parts_folder(dst).is_dir()
+
+
 def process_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -59,7 +118,7 @@ def process_video(
     settings: EncodeSettings | None = None,
     start: float | None = None,
     end: float | None = None,
-    resume: bool = False,
+    resume: bool = True,
     segment_seconds: float = SEGMENT_SECONDS,
     job: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
@@ -67,8 +126,10 @@ def process_video(
 ) -> VideoResult:
     """Run ``fn`` over every frame of ``src`` in [start, end) and write ``dst``.
 
-    ``job`` identifies whatever ``fn`` does (model, precision...) so that ``resume`` never
-    splices segments made by a different model into one file.
+    An earlier run for ``dst`` that stopped part-way (Ctrl-C, a crash, a kill) is carried on
+    from its finished segments; ``resume=False`` discards them and starts over. ``job``
+    identifies whatever ``fn`` does (model, precision...): segments made with other settings,
+    another model or another input are never spliced in (ResumeConflict).
     """
     src, dst = Path(src), Path(dst)
     settings = settings or EncodeSettings()
@@ -78,22 +139,8 @@ def process_video(
     check_output(src, dst)
     check_encoder(settings, info, dst)
     folder = parts_folder(dst)
-    seg_frames = max(1, round(float(info.rate) * segment_seconds))
-    key = {
-        "source": source_key(src),
-        "encode": settings.__dict__,
-        "start": start,
-        "end": end,
-        "segment_frames": seg_frames,
-        "format": container_format(dst),
-        "job": job or {},
-    }
-    manifest = Manifest.load(folder) if resume else None
-    if manifest is not None and manifest.key != key:
-        raise DeblurError(
-            f"{folder} holds parts of a run with other settings or another input: "
-            "run without --resume to start over"
-        )
+    key = video_key(src, dst, info, settings, start, end, segment_seconds, job)
+    manifest = resumable_manifest(folder, key) if resume else None
     if manifest is None:
         remove_parts(folder)
         manifest = Manifest(key)
@@ -108,7 +155,7 @@ def process_video(
     if total is not None and total < done:
         total = None
     after = manifest.segments[-1]["last_pts"] if manifest.segments else None
-    writer = SegmentWriter(folder, manifest, info, settings, seg_frames)
+    writer = SegmentWriter(folder, manifest, info, settings, key["segment_frames"])
     sink: Sink[ProcessedFrame] = Sink(writer.add)
     if progress:
         progress(done, total)
@@ -124,7 +171,7 @@ def process_video(
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt):
             # Keep what was already deblurred: the few queued frames are encoded, so every
-            # segment they complete is kept for --resume. A second Ctrl-C skips this.
+            # segment they complete is kept for the next run. A second Ctrl-C skips this.
             try:
                 sink.close()
             except BaseException:  # noqa: BLE001 - the first interruption is re-raised below

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from ..errors import DeblurError, InputError, OutputError
 from .decode import decode_frames
 from .pipeline import FrameFn, ProgressFn, VideoResult, check_frame
 from .probe import VideoInfo, probe
+from .resume import remove_frames, resumable_frames, save_frames_key, source_key
 from .threads import Sink, prefetch
 
 
@@ -21,6 +23,31 @@ def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
+def frames_key(
+    src: Path, start: float | None, end: float | None, job: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Everything that decides which picture lands in ``frame_000123.png``."""
+    return {"source": source_key(src), "start": start, "end": end, "job": job or {}}
+
+
+def unfinished_export(
+    src: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    job: dict[str, Any] | None = None,
+) -> int:
+    """How many frames ``export_frames`` with these arguments would find already written;
+    raises ResumeConflict when ``folder`` holds frames made with other settings."""
+    return resumable_frames(Path(folder), frames_key(Path(src), start, end, job))
+
+
+def finished_export(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a whole export (its timestamps are written last)."""
+    return (Path(folder) / "timestamps.txt").is_file()
+
+
 def export_frames(
     src: str | os.PathLike,
     folder: str | os.PathLike,
@@ -28,13 +55,17 @@ def export_frames(
     *,
     start: float | None = None,
     end: float | None = None,
-    resume: bool = False,
+    resume: bool = True,
+    job: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     info: VideoInfo | None = None,
 ) -> VideoResult:
     """Write processed frames as upright PNGs ``frame_000000.png``... plus ``timestamps.txt``
-    (index and seconds of each frame, for variable frame rate). With ``resume`` frames
-    already on disk are skipped (each PNG is written atomically, so any that exists is whole).
+    (index and seconds of each frame, for variable frame rate).
+
+    Frames an earlier export with the same input, range and ``job`` left are skipped (each
+    PNG is written atomically, so any that exists is whole); frames of an export with other
+    settings raise ResumeConflict; ``resume=False`` deletes them and starts over.
     """
     from ..io.images import write_image
 
@@ -48,6 +79,12 @@ def export_frames(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create {folder}: {err.strerror}") from None
+    key = frames_key(src, start, end, job)
+    if resume:
+        resumable_frames(folder, key)
+    else:
+        remove_frames(folder)
+    save_frames_key(folder, key)
     total = info.expected_frames(start, end)
     times: list[str] = []
     sink: Sink[tuple[Path, np.ndarray]] = Sink(lambda job: write_image(job[0], job[1]))
@@ -59,7 +96,7 @@ def export_frames(
                 offset = frame.pts if start else 0
             target = folder / f"frame_{done:06d}.png"
             times.append(f"{done}\t{float((frame.pts - offset) * info.time_base):.6f}")
-            if resume and target.is_file():
+            if target.is_file():
                 skipped += 1
             else:
                 out = check_frame(fn(frame.rgb), frame.rgb)

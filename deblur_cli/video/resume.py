@@ -1,4 +1,11 @@
-"""The parts folder beside the output: its manifest of finished segments, and clean-up."""
+"""What an earlier run left behind, and whether this run may carry it on.
+
+Re-running the same command resumes (as ``batch``, ``train`` and ``synth`` do): a video's
+finished segments live in a parts folder beside the output with a manifest; PNG frames carry
+a small key file in their folder. Both record the run's *key* (input, range, encoder, model),
+and work made under another key is never mixed into this run's output: it is refused with a
+line that names what changed, and ``force`` (``--force``) starts over.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,34 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_path
+from ..errors import DeblurError
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+FRAMES_KEY = ".deblur_frames.json"  # beside exported PNG frames: the key they were made with
+
+
+class ResumeConflict(DeblurError):
+    """Finished work of a run with other settings is where this run would write."""
+
+    exit_code = 2
+
+
+# How the fields of a run's key read to someone who typed the command.
+KEY_NAMES = {
+    "codec": "--codec",
+    "crf": "--crf",
+    "preset": "--preset",
+    "pix_fmt": "--pix-fmt",
+    "start": "--start",
+    "end": "--end",
+    "segment_frames": "frames per segment (--segment)",
+    "format": "container",
+    "weights": "model",
+    "file": "weights file",
+    "tile": "--tile",
+    "overlap": "--overlap",
+}
 
 
 @dataclass
@@ -25,6 +57,11 @@ class Manifest:
     @property
     def frames(self) -> int:
         return sum(s["frames"] for s in self.segments)
+
+    def describe(self) -> str:
+        """``3 finished segments (frames 0–359)``: what a resumed run reuses."""
+        n = len(self.segments)
+        return f"{n} finished segment{'s' if n != 1 else ''} (frames 0–{self.frames - 1})"
 
     def save(self, folder: Path) -> None:
         data = {
@@ -77,3 +114,95 @@ def remove_stray_temps(folder: Path) -> None:
 def source_key(path: Path) -> dict[str, Any]:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _leaves(key: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested key as flat ``name: value`` pairs; the input's identity stays one value."""
+    flat: dict[str, Any] = {}
+    for name, value in key.items():
+        if isinstance(value, dict) and name != "source":
+            flat.update(_leaves(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def _shown(value: Any) -> str:
+    return "not set" if value is None else str(value)
+
+
+def key_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What changed between two runs' keys, as ``--crf 18 → 20``."""
+    before, after = _leaves(old), _leaves(new)
+    changes = []
+    for name in sorted(set(before) | set(after), key=lambda n: (n != "source", n)):
+        if before.get(name) == after.get(name):
+            continue
+        if name == "source":
+            changes.append("the input file changed")
+            continue
+        label = KEY_NAMES.get(name.rsplit(".", 1)[-1], name)
+        changes.append(f"{label} {_shown(before.get(name))} → {_shown(after.get(name))}")
+    return changes
+
+
+def conflict(where: Path, what: str, old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """The one line that says why finished work cannot be carried on, and what to do."""
+    why = "; ".join(key_differences(old, new)) if old is not None else "made by an unknown run"
+    return (
+        f"{where} holds {what} of a run with other settings ({why}): run the same command "
+        "as before to resume it, or add --force to start over"
+    )
+
+
+def _as_stored(key: dict[str, Any]) -> dict[str, Any]:
+    """The key as it reads back from JSON (tuples become lists), so equal keys compare equal."""
+    return json.loads(json.dumps(key))
+
+
+def resumable_manifest(folder: Path, key: dict[str, Any]) -> Manifest | None:
+    """The finished segments of an earlier run with this very key, or None when there are
+    none; raises ResumeConflict rather than splice in segments made under another key."""
+    key = _as_stored(key)
+    manifest = Manifest.load(folder)
+    if manifest is None or not manifest.segments:
+        return None
+    if manifest.key != key:
+        raise ResumeConflict(conflict(folder, manifest.describe(), manifest.key, key))
+    return manifest
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """PNG frames an export wrote into ``folder`` (``frame_000000.png``...), in order."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("frame_*.png") if p.stem[6:].isdigit())
+
+
+def resumable_frames(folder: Path, key: dict[str, Any]) -> int:
+    """How many PNG frames of an earlier export with this key are already in ``folder``;
+    raises ResumeConflict when frames of an export with another key are there."""
+    key = _as_stored(key)
+    frames = frame_files(folder)
+    if not frames:
+        return 0
+    try:
+        old = json.loads((folder / FRAMES_KEY).read_text())
+    except (OSError, ValueError):
+        old = None
+    if old != key:
+        what = f"{len(frames)} finished frames"
+        raise ResumeConflict(conflict(folder, what, old, key))
+    return len(frames)
+
+
+def save_frames_key(folder: Path, key: dict[str, Any]) -> None:
+    with atomic_path(folder / FRAMES_KEY) as tmp:
+        tmp.write_text(json.dumps(key, indent=1))
+
+
+def remove_frames(folder: Path) -> None:
+    """Start an export over: delete the frames, timestamps and key an export wrote."""
+    for path in [*frame_files(folder), folder / "timestamps.txt", folder / FRAMES_KEY]:
+        with contextlib.suppress(OSError):
+            path.unlink()
