@@ -215,6 +215,35 @@ def test_bad_inputs(tmp_path: Path, tiny_weights: Path) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--start", "5"], "--start 5 s is past the end of clip.mp4 (it ends at 0.400 s)"),
+        (["--start", "0:00.5", "--frames-dir", "FRAMES"], "--start 0.5 s is past the end"),
+        (["--end", "0"], "--end 0 s is not after the first frame of clip.mp4"),
+    ],
+)
+def test_range_outside_the_clip_fails_before_the_model_loads(
+    clip: Path,
+    tiny_weights: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    message: str,
+) -> None:
+    from deblur_cli.cli import video_cmd
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(video_cmd, "open_model", no_model)
+    extra = [str(tmp_path / "frames") if a == "FRAMES" else a for a in extra]
+    result = CliRunner().invoke(main, ["video", str(clip), "-w", str(tiny_weights), *extra])
+    assert result.exit_code == 2, result.output
+    assert message in one_error_line(result.stderr)  # no 0/0 progress bar either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "tiny.safetensors"]
+
+
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, frames: int | None) -> dict[str, int]:
     """Make the CLI's per-frame function count its calls and press Ctrl-C on call
     ``frames + 1`` (None: never)."""

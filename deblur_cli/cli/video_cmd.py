@@ -142,6 +142,7 @@ def video(
     if t0 is not None and t1 is not None and t1 <= t0:
         raise click.UsageError("--end must be after --start")
     info = probe(input)
+    info.check_range(t0, t1)  # before the model loads: a range past the end is a typo
     settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
     dst = output or default_output(input)
     if frames_dir is None:  # fail on a bad output before spending time loading the model

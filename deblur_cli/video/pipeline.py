@@ -133,9 +133,8 @@ def process_video(
     """
     src, dst = Path(src), Path(dst)
     settings = settings or EncodeSettings()
-    if start is not None and end is not None and end <= start:
-        raise DeblurError("--end must be after --start")
     info = info or probe(src)
+    info.check_range(start, end)
     check_output(src, dst)
     check_encoder(settings, info, dst)
     folder = parts_folder(dst)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import DeblurError, InputError, OutputError
+from ..errors import InputError, OutputError
 from .decode import decode_frames
 from .pipeline import FrameFn, ProgressFn, VideoResult, check_frame
 from .probe import VideoInfo, probe
@@ -70,9 +70,8 @@ def export_frames(
     from ..io.images import write_image
 
     src, folder = Path(src), Path(folder)
-    if start is not None and end is not None and end <= start:
-        raise DeblurError("--end must be after --start")
     info = info or probe(src)
+    info.check_range(start, end)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: exists and is not a folder")
     try:

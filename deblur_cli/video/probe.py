@@ -42,6 +42,22 @@ class VideoInfo:
         lo = max(start or 0.0, self.start_time)
         return max(0, round((hi - lo) * float(self.rate)))
 
+    def check_range(self, start: float | None, end: float | None) -> None:
+        """Fail before any work (the model, a progress bar) when [start, end) cannot hold a
+        frame of this clip."""
+        if start is not None and end is not None and end <= start:
+            raise InputError("--end must be after --start")
+        last = self.start_time + self.duration if self.duration is not None else None
+        if start is not None and last is not None and start >= last:
+            raise InputError(
+                f"--start {start:g} s is past the end of {self.path.name} (it ends at {last:.3f} s)"
+            )
+        if end is not None and end <= self.start_time:
+            raise InputError(
+                f"--end {end:g} s is not after the first frame of {self.path.name} "
+                f"(at {self.start_time:.3f} s)"
+            )
+
 
 def open_input(path: Path) -> av.container.InputContainer:
     need_av()
