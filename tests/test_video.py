@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from conftest import run_cli
 
 from deblur_cli.cli import main
+from deblur_cli.errors import InputError
 from deblur_cli.video import parse_time, parts_folder, probe, process_video
 
 FPS = Fraction(30000, 1001)
@@ -205,7 +206,6 @@ def test_bad_inputs(tmp_path: Path, tiny_weights: Path) -> None:
         (["--codec", "nope"], "unknown video encoder"),
         (["-o", str(tmp_path / "x.xyz")], "unsupported video container"),
         (["-o", str(clip)], "is the input"),
-        (["--start", "1:xx"], "cannot read time"),
     ]:
         result = runner.invoke(main, ["video", str(clip), "-w", str(tiny_weights), *extra])
         assert result.exit_code != 0
@@ -242,6 +242,16 @@ def test_range_outside_the_clip_fails_before_the_model_loads(
     assert result.exit_code == 2, result.output
     assert message in one_error_line(result.stderr)  # no 0/0 progress bar either
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "tiny.safetensors"]
+
+
+@pytest.mark.parametrize("option, value", [("--start", "abc"), ("--end", "1:xx"), ("--end", "-3")])
+def test_bad_time_is_a_usage_error(clip: Path, tiny_weights: Path, option: str, value: str) -> None:
+    result = CliRunner().invoke(main, ["video", str(clip), "-w", str(tiny_weights), option, value])
+    assert result.exit_code == 2, result.output
+    assert f"cannot read time {value!r} (use seconds, MM:SS or HH:MM:SS)" in result.stderr
+    assert option in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(InputError, match="cannot read time"):  # the library says the same
+        parse_time(value)
 
 
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, frames: int | None) -> dict[str, int]:

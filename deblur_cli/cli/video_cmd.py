@@ -46,6 +46,18 @@ class Interrupted(DeblurError):
     exit_code = 130
 
 
+class TimeType(click.ParamType):
+    """A time typed as seconds, MM:SS or H:MM:SS; anything else is a usage error (exit 2)."""
+
+    name = "TIME"
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            return parse_time(value)
+        except DeblurError as err:
+            self.fail(str(err), param, ctx)
+
+
 class FpsColumn(ProgressColumn):
     """Frames per second over rich's recent window (task.speed)."""
 
@@ -74,8 +86,8 @@ class FpsColumn(ProgressColumn):
 )
 @click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset.")
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
-@click.option("--start", default=None, metavar="TIME", help="Start at TIME (s, MM:SS, H:MM:SS).")
-@click.option("--end", default=None, metavar="TIME", help="Stop before TIME.")
+@click.option("--start", type=TimeType(), default=None, help="Start at TIME (s, MM:SS, H:MM:SS).")
+@click.option("--end", type=TimeType(), default=None, help="Stop before TIME.")
 @click.option(
     "--frames-dir",
     type=click.Path(path_type=Path),
@@ -116,8 +128,8 @@ def video(
     crf: int,
     preset: str,
     pix_fmt: str,
-    start: str | None,
-    end: str | None,
+    start: float | None,
+    end: float | None,
     frames_dir: Path | None,
     force: bool,
     resume: bool,
@@ -138,7 +150,7 @@ def video(
     """
     if output is not None and frames_dir is not None:
         raise click.UsageError("give either --output or --frames-dir, not both")
-    t0, t1 = parse_time(start), parse_time(end)
+    t0, t1 = start, end
     if t0 is not None and t1 is not None and t1 <= t0:
         raise click.UsageError("--end must be after --start")
     info = probe(input)

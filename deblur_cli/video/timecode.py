@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import DeblurError
+from ..errors import InputError
 
 
 def parse_time(text: str | float | None) -> float | None:
@@ -13,6 +13,6 @@ def parse_time(text: str | float | None) -> float | None:
         return None if text is None else float(text)
     m = re.fullmatch(r"\s*(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)\s*", text)
     if not m:
-        raise DeblurError(f"cannot read time {text!r} (use seconds, MM:SS or HH:MM:SS)")
+        raise InputError(f"cannot read time {text!r} (use seconds, MM:SS or HH:MM:SS)")
     hours, minutes, seconds = m.groups()
     return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
