@@ -38,8 +38,10 @@ def make_clip(
     audio: bool = True,
     video: bool = True,
     options: dict[str, str] | None = None,
+    size: tuple[int, int] = (W, H),
 ) -> Path:
     """A checkerboard sliding right, H.264 at 30000/1001 fps, with a stereo AAC sine."""
+    W, H = size  # noqa: N806 - shadows the module default on purpose
     with av.open(str(path), "w", options=options or {}) as out:
         if video:
             v = out.add_stream("libx264", rate=FPS)
@@ -252,6 +254,25 @@ def test_bad_time_is_a_usage_error(clip: Path, tiny_weights: Path, option: str, 
     assert option in result.stderr and "Traceback" not in result.stderr
     with pytest.raises(InputError, match="cannot read time"):  # the library says the same
         parse_time(value)
+
+
+def x264_threads(path: Path) -> int:
+    """The encoder's thread count, from the settings x264 writes into the stream itself."""
+    settings = path.read_bytes().split(b"x264 - core", 1)[1][:2000]
+    return int(settings.split(b" threads=", 1)[1].split(b" ", 1)[0])
+
+
+def test_codecs_stay_beside_a_cpu_network(tiny_weights: Path, tmp_path: Path) -> None:
+    """On the CPU the network already has every core: the encoder runs on one thread instead
+    of one per core preempting it; the library default (for a GPU) keeps x264's own choice."""
+    clip = make_clip(tmp_path / "wide.mp4", frames=3, audio=False, size=(320, 192))
+    out = tmp_path / "cpu.mp4"
+    proc = run_cli("video", clip, "-o", out, "-w", tiny_weights, "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert x264_threads(out) == 1
+    if (os.cpu_count() or 1) > 1:
+        process_video(clip, tmp_path / "auto.mp4", lambda rgb: rgb)
+        assert x264_threads(tmp_path / "auto.mp4") > 1
 
 
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, frames: int | None) -> dict[str, int]:

@@ -244,6 +244,7 @@ def video(
                     job=job,
                     progress=progress,
                     info=info,
+                    codec_threads=1 if str(model.device).startswith("cpu") else 0,
                 )
         except KeyboardInterrupt:
             where = frames_dir or parts_folder(dst)

@@ -6,8 +6,9 @@ HxWx3 uint8 RGB frame to another, so the engine, tests and benchmarks plug in al
 Design, and why:
 
 * Streaming. A decoder thread and an encoder thread run beside the caller's thread, joined by
-  small bounded queues, so decoding and encoding overlap the model and memory stays bounded
-  (a few frames), whatever the clip's length.
+  bounded queues, so decoding and encoding overlap the model and memory stays bounded (a few
+  frames ahead, up to ~64 MB behind), whatever the clip's length. Beside a network on the
+  CPU the codecs run on one thread each rather than one per core (``codec_threads``).
 * Timing. Every frame keeps its source timestamp (shifted only by ``--start``) in the source's
   time base, so variable frame rate and odd rates such as 30000/1001 survive exactly.
 * Resume. The video is encoded in short segments (a couple of seconds each, every one starting

@@ -38,14 +38,17 @@ def decode_frames(
     start: float | None = None,
     end: float | None = None,
     after_pts: int | None = None,
+    threads: int = 0,
 ) -> Iterator[SourceFrame]:
     """Frames with start <= time < end in presentation order; with ``after_pts`` only those
-    after it (resume), seeking to the keyframe before it rather than decoding from the top."""
+    after it (resume), seeking to the keyframe before it rather than decoding from the top.
+    ``threads``: decoder threads, 0 for the codec's own choice."""
     path = info.path
     default_dur = max(1, round(1 / (info.rate * info.time_base))) if info.rate else 1
     with open_input(path) as container:
         stream = video_stream(path, container)
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
         target = None
         if after_pts is not None:
             target = after_pts

@@ -26,7 +26,7 @@ from .resume import (
     source_key,
 )
 from .segments import ProcessedFrame, SegmentWriter
-from .threads import Sink, prefetch
+from .threads import QUEUE_FRAMES, Sink, prefetch
 
 FrameFn = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[int, "int | None"], None]
@@ -110,6 +110,14 @@ def finished_output(dst: str | os.PathLike) -> bool:
     return dst.is_file() and not parts_folder(dst).is_dir()
 
 
+def encode_queue_frames(info: VideoInfo, budget: int = 64 << 20) -> int:
+    """How far the encoder may fall behind the network. At the end of each segment x264
+    encodes its whole lookahead (40 frames at the medium preset) at once; a queue that
+    absorbs that burst keeps the network from waiting on it. Capped at ``budget`` bytes."""
+    frame_bytes = max(1, info.width * info.height * 3)
+    return max(QUEUE_FRAMES, min(32, budget // frame_bytes))
+
+
 def process_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -123,8 +131,14 @@ def process_video(
     job: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     info: VideoInfo | None = None,
+    codec_threads: int = 0,
 ) -> VideoResult:
     """Run ``fn`` over every frame of ``src`` in [start, end) and write ``dst``.
+
+    ``codec_threads`` caps the decoder's and encoder's threads (0: one per core, right when
+    ``fn`` runs elsewhere, e.g. on a GPU). When ``fn`` itself keeps every CPU core busy, 1
+    keeps the codecs beside it instead of preempting its threads; x264 on one thread still
+    outpaces a network on the CPU many times over.
 
     An earlier run for ``dst`` that stopped part-way (Ctrl-C, a crash, a kill) is carried on
     from its finished segments; ``resume=False`` discards them and starts over. ``job``
@@ -154,12 +168,12 @@ def process_video(
     if total is not None and total < done:
         total = None
     after = manifest.segments[-1]["last_pts"] if manifest.segments else None
-    writer = SegmentWriter(folder, manifest, info, settings, key["segment_frames"])
-    sink: Sink[ProcessedFrame] = Sink(writer.add)
+    writer = SegmentWriter(folder, manifest, info, settings, key["segment_frames"], codec_threads)
+    sink: Sink[ProcessedFrame] = Sink(writer.add, encode_queue_frames(info))
     if progress:
         progress(done, total)
     try:
-        for frame in prefetch(lambda: decode_frames(info, start, end, after)):
+        for frame in prefetch(lambda: decode_frames(info, start, end, after, codec_threads)):
             out = check_frame(fn(frame.rgb), frame.rgb)
             sink.put(ProcessedFrame(frame.pts, frame.duration, out))
             done += 1

@@ -42,8 +42,11 @@ class SegmentWriter:
         info: VideoInfo,
         settings: EncodeSettings,
         segment_frames: int,
+        threads: int = 0,
     ) -> None:
+        """``threads``: encoder threads, 0 for the codec's own choice (one per core)."""
         self.folder = folder
+        self.threads = threads
         self.manifest = manifest
         self.info = info
         self.settings = settings
@@ -79,6 +82,7 @@ class SegmentWriter:
                     with contextlib.suppress(Exception):
                         setattr(cc, attr, value)
             stream.options = s.options()
+            cc.thread_count = self.threads
         except BaseException:
             stack.__exit__(OutputError, OutputError("open"), None)
             raise
