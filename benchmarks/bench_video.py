@@ -12,7 +12,7 @@ to engine is taken within each round (goal: <= 1.10). Random weights of a named 
 speed does not depend on the values. The clip is made from real 1280x720 GOPRO frames
 (../shared/data/frames) when they are there, else from a panning texture.
 
-    python benchmarks/bench_video.py --size 1280x720 --frames 90 --rounds 3 --config light
+    python benchmarks/bench_video.py --size 1280x720 --frames 150 --rounds 3 --config light
 
 Use enough frames for the steady state: x264 buffers its rate-control lookahead (40 frames
 at the medium preset) and encodes it after the last network frame, a fixed cost that a
@@ -97,7 +97,7 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1280x720")
-    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--frames", type=int, default=150, help="5 segments: steady state")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--config", default="light", help="paper, light, tiny or S,B,F,K")
     parser.add_argument("--precision", default="auto")
