@@ -12,6 +12,7 @@ border sit flush with it, so they see the same border as whole-image inference d
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import DeblurError, InputError, ResourceError
+from .fused import fuse
 from .model import ModelConfig, MultiScaleDeblurNet, build_model
 from .runtime import tune_allocator
 from .weights import WeightFile, load_weight_file
@@ -34,6 +36,7 @@ MIN_TILE = 64
 # Bytes of activation memory per input pixel per feature channel per byte of dtype, measured
 # on CPU with channels_last (benchmarks/bench_engine.py): the finest scale dominates.
 ACTIVATION_FACTOR = 6
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- device, precision
@@ -103,6 +106,13 @@ class Deblurrer:
     overlap: int = DEFAULT_OVERLAP
     tiles_per_batch: int | None = None  # None: automatic
     stats: dict[str, Any] = field(default_factory=dict)
+    # What runs the forward pass: the fused twin of ``net`` (fused.py), or None for eager.
+    runner: torch.nn.Module | None = None
+
+    @property
+    def path(self) -> str:
+        """``oneDNN fused``, ``in-place`` or ``eager``: for logs and benchmarks."""
+        return getattr(self.runner, "kind", "eager")
 
     @property
     def config(self) -> ModelConfig:
@@ -123,15 +133,24 @@ def load_model(
     *,
     tile: int | None = None,
     overlap: int | None = None,
+    fused: bool | None = None,
 ) -> Deblurrer:
-    """Resolve weights (path, hf://, registry name, or the bundled default) and prepare them."""
+    """Resolve weights (path, hf://, registry name, or the bundled default) and prepare them.
+
+    ``fused`` (default: on unless ``DEBLUR_FUSED=0``) runs the network through the fused
+    inference path of fused.py; it falls back to eager PyTorch by itself if that fails."""
     tune_allocator()
     weight_file = weights if isinstance(weights, WeightFile) else load_weight_file(weights)
     dev = choose_device(device)
     dtype = choose_precision(dev, precision)
     net = build_model(weight_file.config)
     net.load_state_dict(weight_file.state_dict)
-    return prepare(net, dev, dtype, weights=weight_file, tile=tile, overlap=overlap)
+    return prepare(net, dev, dtype, weights=weight_file, tile=tile, overlap=overlap, fused=fused)
+
+
+def fused_default() -> bool:
+    """``DEBLUR_FUSED=0`` (or off/false/no) turns the fused path off, e.g. to compare."""
+    return os.environ.get("DEBLUR_FUSED", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 def prepare(
@@ -142,8 +161,12 @@ def prepare(
     weights: WeightFile | None = None,
     tile: int | None = None,
     overlap: int | None = None,
+    fused: bool | None = None,
 ) -> Deblurrer:
-    """Wrap an in-memory network (e.g. from training) for inference."""
+    """Wrap an in-memory network (e.g. from training) for inference.
+
+    The fused path snapshots oneDNN copies of the weights: prepare again after changing them.
+    """
     net = net.eval().requires_grad_(False).to(device=device, dtype=dtype)
     if device.type != "mps":
         net = net.to(memory_format=torch.channels_last)
@@ -159,7 +182,15 @@ def prepare(
     if overlap < 0:
         raise DeblurError("--overlap must be >= 0")
     overlap = int(math.ceil(overlap / m) * m)
-    return Deblurrer(net, device, dtype, weights, tile, overlap)
+    model = Deblurrer(net, device, dtype, weights, tile, overlap)
+    if fused is None:
+        fused = fused_default()
+    if fused:
+        try:
+            model.runner = fuse(net)
+        except Exception as err:  # noqa: BLE001 - any failure here only costs speed
+            log.info("fused inference path unavailable (%s); running eager", err)
+    return model
 
 
 # --------------------------------------------------------------------------- tile plan
@@ -277,11 +308,25 @@ def _is_oom(err: BaseException) -> bool:
 
 
 def _forward(model: Deblurrer, batch: torch.Tensor) -> torch.Tensor:
+    # The input stays fp32: the network builds its pyramid in fp32 anyway, and a bf16 copy
+    # would round 16-bit pixels.
     with torch.inference_mode():
-        x = batch.to(model.device, non_blocking=True).to(model.dtype)
+        x = batch.to(model.device, non_blocking=True).float()
         if model.device.type != "mps":
             x = x.contiguous(memory_format=torch.channels_last)
-        return model.net(x).float()
+        runner = model.runner
+        if runner is None:
+            return model.net(x).float()
+        try:
+            return runner(x).float()
+        except (RuntimeError, TypeError, NotImplementedError, ValueError) as err:
+            if _is_oom(err):
+                raise
+            # Never fail a job over a speed-up: eager PyTorch from now on, and say why.
+            log.warning("fused inference failed (%s); falling back to eager PyTorch", err)
+            model.runner = None
+            model.stats["fused_error"] = str(err)
+            return model.net(x).float()
 
 
 def _to_rgb_float(image: np.ndarray) -> tuple[np.ndarray, float]:
