@@ -420,6 +420,8 @@ def _run_plan(
     boxes = [(i, j) for i in range(len(plan.ys)) for j in range(len(plan.xs))]
     per_batch = _tiles_per_batch(model, plan)
     done = 0
+    if progress:
+        progress(0, len(boxes))  # lets a caller draw its bar before the first tile finishes
     for b in range(0, len(boxes), per_batch):
         group = boxes[b : b + per_batch]
         crops = [

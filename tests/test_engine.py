@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import need_shared
+from conftest import need_shared, run_cli
 from photo_helpers import TINY, data_file, identity_weights, psnr, random_weights
 
 from deblur_cli.engine import (
@@ -228,3 +228,36 @@ def test_fused_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DEBLUR_FUSED", "0")
     assert load_model(weights, "cpu", "fp32").path == "eager"
     assert load_model(weights, "cpu", "fp32", fused=True).path != "eager"
+
+
+# --------------------------------------------------------------------------- tile progress
+
+
+def test_progress_reports_every_tile_from_zero(tmp_path: Path) -> None:
+    model = load_model(random_weights(tmp_path / "w.safetensors", TINY), "cpu", "fp32")
+    calls: list[tuple[int, int]] = []
+    model(np.zeros((200, 300, 3), np.uint8), tile=96, progress=lambda d, t: calls.append((d, t)))
+    total = model.stats["tiles"]
+    assert total > 4
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert [done for done, _ in calls] == list(range(total + 1))
+
+
+def test_image_command_draws_a_tile_bar_for_big_photos(tmp_path: Path) -> None:
+    """``deblur image`` shows tiles done / total when a photo needs several tiles, and keeps
+    the plain spinner for a photo that runs whole."""
+    import cv2
+
+    pixels = _real_crop()
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), pixels[..., ::-1])
+    weights = random_weights(tmp_path / "w.safetensors", TINY)
+    tiles = len(plan_tiles(*pixels.shape[:2], 128, 128, TINY.size_multiple))
+    common = ("--weights", weights, "--device", "cpu", "--precision", "fp32")
+    result = run_cli("image", src, "-o", tmp_path / "tiled.png", "--tile", "128", *common)
+    assert result.returncode == 0, result.stderr
+    assert f"{tiles}/{tiles} tiles" in result.stderr
+    assert (tmp_path / "tiled.png").exists()
+    result = run_cli("image", src, "-o", tmp_path / "whole.png", "--tile", "0", *common)
+    assert result.returncode == 0, result.stderr
+    assert " tiles" not in result.stderr
