@@ -260,7 +260,10 @@ def make_big(photo: Path, folder: Path, size: tuple[int, int], suffix: str) -> P
     image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
     big = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
     path = folder / f"big_{size[0]}x{size[1]}{suffix}"
-    cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_PNG_COMPRESSION, 1])
+    params = (
+        [cv2.IMWRITE_PNG_COMPRESSION, 1] if suffix == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    cv2.imwrite(str(path), big, params)
     return path
 
 
