@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .errors import DeblurError, InputError, ResourceError
-from .fused import fuse
+from .fused import compile_net, fuse
 from .model import ModelConfig, MultiScaleDeblurNet, build_model
 from .runtime import tune_allocator
 from .weights import WeightFile, load_weight_file
@@ -134,23 +134,41 @@ def load_model(
     tile: int | None = None,
     overlap: int | None = None,
     fused: bool | None = None,
+    compile: bool | None = None,
 ) -> Deblurrer:
     """Resolve weights (path, hf://, registry name, or the bundled default) and prepare them.
 
     ``fused`` (default: on unless ``DEBLUR_FUSED=0``) runs the network through the fused
-    inference path of fused.py; it falls back to eager PyTorch by itself if that fails."""
+    inference path of fused.py; it falls back to eager PyTorch by itself if that fails.
+    ``compile`` (default: off unless ``DEBLUR_COMPILE=1``) adds torch.compile on top, for
+    long runs of same-size frames (it compiles per input size)."""
     tune_allocator()
     weight_file = weights if isinstance(weights, WeightFile) else load_weight_file(weights)
     dev = choose_device(device)
     dtype = choose_precision(dev, precision)
     net = build_model(weight_file.config)
     net.load_state_dict(weight_file.state_dict)
-    return prepare(net, dev, dtype, weights=weight_file, tile=tile, overlap=overlap, fused=fused)
+    return prepare(
+        net, dev, dtype, weights=weight_file, tile=tile, overlap=overlap, fused=fused,
+        compile=compile,
+    )  # fmt: skip
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value not in ("0", "off", "false", "no")
 
 
 def fused_default() -> bool:
     """``DEBLUR_FUSED=0`` (or off/false/no) turns the fused path off, e.g. to compare."""
-    return os.environ.get("DEBLUR_FUSED", "1").strip().lower() not in ("0", "off", "false", "no")
+    return _env_flag("DEBLUR_FUSED", True)
+
+
+def compile_default() -> bool:
+    """``DEBLUR_COMPILE=1`` turns torch.compile on (off by default: it compiles per size)."""
+    return _env_flag("DEBLUR_COMPILE", False)
 
 
 def prepare(
@@ -162,6 +180,7 @@ def prepare(
     tile: int | None = None,
     overlap: int | None = None,
     fused: bool | None = None,
+    compile: bool | None = None,
 ) -> Deblurrer:
     """Wrap an in-memory network (e.g. from training) for inference.
 
@@ -190,6 +209,8 @@ def prepare(
             model.runner = fuse(net)
         except Exception as err:  # noqa: BLE001 - any failure here only costs speed
             log.info("fused inference path unavailable (%s); running eager", err)
+    if compile_default() if compile is None else compile:
+        model.runner = compile_net(net, fallback=model.runner or net)
     return model
 
 

@@ -25,6 +25,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
+import shutil
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -212,3 +215,61 @@ def fuse(net: MultiScaleDeblurNet) -> FusedNet:
         except (RuntimeError, TypeError) as err:  # an old or odd oneDNN build
             log.info("oneDNN fusion unavailable (%s); using the in-place path", err)
     return FusedNet(net, onednn=False)
+
+
+# --------------------------------------------------------------------------- torch.compile
+
+
+def compiler_available() -> bool:
+    """Inductor's CPU code needs a C++ compiler; without one torch.compile fails late."""
+    names = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    return any(name and shutil.which(name) for name in names)
+
+
+def compile_cache_dir() -> Path:
+    """A persistent inductor cache (``$XDG_CACHE_HOME/deblur/inductor``): the second run of
+    the same model and frame size loads compiled code instead of compiling for a minute."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "deblur" / "inductor"
+
+
+class CompiledNet(nn.Module):
+    """``torch.compile`` (inductor, frozen weights) of the network, with a fallback.
+
+    Opt-in (``DEBLUR_COMPILE=1`` or ``load_model(..., compile=True)``): it compiles for each
+    new input size (about a minute on a 2-core CPU), so it pays off on a video or a batch of
+    same-size frames, not on one photo. Any failure at compile or run time (no compiler, an
+    unsupported op) logs one warning and hands the work to ``fallback`` for good.
+    """
+
+    def __init__(self, net: MultiScaleDeblurNet, fallback: nn.Module) -> None:
+        super().__init__()
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
+        self.fallback = fallback
+        self.compiled = torch.compile(net, options={"freezing": True}, dynamic=False)
+        self.failed: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "torch.compile" if self.failed is None else getattr(self.fallback, "kind", "eager")
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.failed is None:
+            try:
+                return self.compiled(image)
+            except Exception as err:  # noqa: BLE001 - compile errors come in many types
+                self.failed = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+                log.warning("torch.compile failed (%s); using the fused path", self.failed)
+        return self.fallback(image)
+
+
+def compile_net(net: MultiScaleDeblurNet, fallback: nn.Module) -> nn.Module:
+    """:class:`CompiledNet`, or ``fallback`` where torch.compile cannot work here."""
+    if not compiler_available():
+        log.info("no C++ compiler found: torch.compile skipped, using the fused path")
+        return fallback
+    try:
+        return CompiledNet(net, fallback)
+    except Exception as err:  # noqa: BLE001
+        log.info("torch.compile unavailable (%s); using the fused path", err)
+        return fallback

@@ -261,3 +261,34 @@ def test_image_command_draws_a_tile_bar_for_big_photos(tmp_path: Path) -> None:
     result = run_cli("image", src, "-o", tmp_path / "whole.png", "--tile", "0", *common)
     assert result.returncode == 0, result.stderr
     assert " tiles" not in result.stderr
+
+
+def test_compile_failures_fall_back_to_the_fused_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.compile is opt-in; without a C++ compiler it is skipped, and a compile that
+    fails on the first frame hands the work to the fused path, with the same pixels."""
+    import deblur_cli.fused as fused_module
+
+    weights = random_weights(tmp_path / "w.safetensors", TINY)
+    image = np.random.default_rng(2).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    expected = load_model(weights, "cpu", "fp32", compile=False)(image)
+    assert load_model(weights, "cpu", "fp32").path != "torch.compile"  # off by default
+
+    monkeypatch.setattr(fused_module, "compiler_available", lambda: False)
+    model = load_model(weights, "cpu", "fp32", compile=True)
+    assert model.path == "oneDNN fused" or model.path == "in-place"
+
+    def broken_compile(net, **options):
+        def run(x):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(fused_module, "compiler_available", lambda: True)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setenv("DEBLUR_COMPILE", "1")
+    model = load_model(weights, "cpu", "fp32")
+    assert model.path == "torch.compile"
+    assert np.array_equal(model(image), expected)
+    assert model.path in ("oneDNN fused", "in-place")  # for good, not retried per frame
