@@ -116,7 +116,7 @@ def child_fused(case: dict) -> dict:
         variants["compiled"] = _compiled(eager, pixels)
     times = _interleave(variants, case["repeats"])
     out = {name: run() for name, run in variants.items()}
-    result = {"times": times, "source": source, "path": fused.path}
+    result = {"times": times, "source": source, "backend": fused.backend}
     result["diff"] = {name: _max_diff(out[name], out["eager"]) for name in out}
     if case["precision"] != "fp32":
         reference, _ = _model(case["config"], "fp32", fused=False, tile=0)

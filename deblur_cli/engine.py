@@ -110,7 +110,7 @@ class Deblurrer:
     runner: torch.nn.Module | None = None
 
     @property
-    def path(self) -> str:
+    def backend(self) -> str:
         """``oneDNN fused``, ``in-place`` or ``eager``: for logs and benchmarks."""
         return getattr(self.runner, "kind", "eager")
 

@@ -151,7 +151,7 @@ def test_fused_default_model_matches_eager_fp32(precision: str) -> None:
     pixels = _real_crop()
     eager = load_model(None, "cpu", "fp32", tile=0, fused=False)
     fused = load_model(None, "cpu", precision, tile=0, fused=True)
-    assert eager.path == "eager" and fused.path != "eager"
+    assert eager.backend == "eager" and fused.backend != "eager"
     reference = eager(pixels).astype(np.int16)
     out = fused(pixels).astype(np.int16)
     assert np.abs(out - reference).max() <= 1
@@ -218,16 +218,16 @@ def test_fused_failure_falls_back_to_eager(tmp_path: Path, caplog) -> None:
     with caplog.at_level("WARNING", logger="deblur_cli.engine"):
         out = model(image)
     assert np.array_equal(out, expected)
-    assert model.path == "eager" and "primitive" in model.stats["fused_error"]
+    assert model.backend == "eager" and "primitive" in model.stats["fused_error"]
     assert "falling back to eager" in caplog.text
 
 
 def test_fused_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     weights = random_weights(tmp_path / "w.safetensors", TINY)
-    assert load_model(weights, "cpu", "fp32").path != "eager"
+    assert load_model(weights, "cpu", "fp32").backend != "eager"
     monkeypatch.setenv("DEBLUR_FUSED", "0")
-    assert load_model(weights, "cpu", "fp32").path == "eager"
-    assert load_model(weights, "cpu", "fp32", fused=True).path != "eager"
+    assert load_model(weights, "cpu", "fp32").backend == "eager"
+    assert load_model(weights, "cpu", "fp32", fused=True).backend != "eager"
 
 
 # --------------------------------------------------------------------------- tile progress
@@ -273,11 +273,11 @@ def test_compile_failures_fall_back_to_the_fused_path(
     weights = random_weights(tmp_path / "w.safetensors", TINY)
     image = np.random.default_rng(2).integers(0, 255, (40, 48, 3), dtype=np.uint8)
     expected = load_model(weights, "cpu", "fp32", compile=False)(image)
-    assert load_model(weights, "cpu", "fp32").path != "torch.compile"  # off by default
+    assert load_model(weights, "cpu", "fp32").backend != "torch.compile"  # off by default
 
     monkeypatch.setattr(fused_module, "compiler_available", lambda: False)
     model = load_model(weights, "cpu", "fp32", compile=True)
-    assert model.path == "oneDNN fused" or model.path == "in-place"
+    assert model.backend == "oneDNN fused" or model.backend == "in-place"
 
     def broken_compile(net, **options):
         def run(x):
@@ -289,6 +289,6 @@ def test_compile_failures_fall_back_to_the_fused_path(
     monkeypatch.setattr(torch, "compile", broken_compile)
     monkeypatch.setenv("DEBLUR_COMPILE", "1")
     model = load_model(weights, "cpu", "fp32")
-    assert model.path == "torch.compile"
+    assert model.backend == "torch.compile"
     assert np.array_equal(model(image), expected)
-    assert model.path in ("oneDNN fused", "in-place")  # for good, not retried per frame
+    assert model.backend in ("oneDNN fused", "in-place")  # for good, not retried per frame
