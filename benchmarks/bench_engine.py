@@ -1,18 +1,34 @@
-"""Engine benchmark: megapixels/s of whole-image vs tiled inference, fp32 vs bf16, peak RSS.
+"""Engine benchmark: fused vs eager network, tiling overhead, seams, and a 24 MP photo.
 
-Every case runs in a fresh subprocess, so its peak RSS (``ru_maxrss``) belongs to that case
-alone. Weights are random (speed and memory do not depend on their values). Also measures
-the seams (PSNR of 256-px tiles vs the whole image) and a 24-megapixel photo end to end
-(read, deblur with automatic tiles, write) on CPU.
+Variants that are compared run in the SAME process, interleaved (A B, B A, A B, ...), so a
+busy machine slows them alike; each comparison reports the medians, the median of the
+per-pair ratios and their spread (min–max). Absolute times on a shared machine are noisy:
+quote the ratios. Every section runs in a fresh subprocess, so peak RSS belongs to it.
 
-    python benchmarks/bench_engine.py                      # everything (several minutes)
-    python benchmarks/bench_engine.py --no-big --repeats 5 # skip the 24 MP cases
+    python benchmarks/bench_engine.py                          # everything (several minutes)
+    python benchmarks/bench_engine.py --sections fused --configs light --precisions bf16
+    python benchmarks/bench_engine.py --sections big --big-format png
+    python benchmarks/bench_engine.py --sections fused --compile   # + torch.compile variant
+
+Sections
+- ``fused``: the engine's fused path (deblur_cli/fused.py) against eager PyTorch, whole
+  720p frame, with the largest uint8 difference between their outputs (and against eager
+  fp32). ``light`` uses the bundled default weights; other configs random weights.
+- ``tiles``: whole image against a forced ``--tile`` on the same frame (overhead of the
+  re-computed overlaps). A plan that is one tile has no overhead and gets no figure.
+- ``seams``: PSNR of ``--tile 256`` against whole-image inference.
+- ``big``: a real photo upscaled to 6000x4000 (24 MP), read → deblur (automatic tiles) →
+  written as JPEG or PNG, as ``deblur image`` does it: time per phase, peak RSS, cores used
+  (user+sys CPU / wall) and the cores the run would use on an idle machine (process CPU /
+  main-thread CPU: every phase runs on the main thread, so this ratio does not drop when
+  other processes take turns on the cores, unlike CPU / wall).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import resource
 import statistics
 import subprocess
@@ -26,87 +42,181 @@ DEFAULT_PHOTO = (
     ROOT.parent / "shared/data/eval/gopro_style_train_scenes/blur"
     "/GOPR0374_11_00_st_frame-1195_n_avg-8.png"
 )
+GIB = 2**30
 
 
 # --------------------------------------------------------------------------- child process
 
 
-def _model(config: str, precision: str, tile: int | None):
+def _net(config: str):
+    """The bundled default's trained weights for ``light``, seeded random ones otherwise."""
+    import torch
+
+    from deblur_cli.model import CONFIGS, ModelConfig, build_model
+    from deblur_cli.weights import load_weight_file
+
+    parsed = ModelConfig.parse(config)
+    if parsed == CONFIGS["light"]:
+        default = load_weight_file(None)
+        if default.config == parsed:
+            net = build_model(parsed)
+            net.load_state_dict(default.state_dict)
+            return net, "bundled weights"
+    torch.manual_seed(0)
+    net = build_model(parsed)
+    for scale in net.body_models:  # residual nets start as the identity: make them compute
+        scale.body[-1].reset_parameters()
+    return net, "random weights"
+
+
+def _model(config: str, precision: str, fused: bool, tile: int | None = None):
+    import copy
+
     import torch
 
     from deblur_cli.engine import choose_precision, prepare
-    from deblur_cli.model import ModelConfig, build_model
     from deblur_cli.runtime import tune_allocator
 
     tune_allocator()
-    torch.manual_seed(0)
-    net = build_model(ModelConfig.parse(config))
-    for scale in net.body_models:  # residual nets start as the identity: make them compute
-        scale.body[-1].reset_parameters()
+    net, source = _net(config)
     cpu = torch.device("cpu")
-    return prepare(net, cpu, choose_precision(cpu, precision), tile=tile)
+    dtype = choose_precision(cpu, precision)
+    return prepare(copy.deepcopy(net), cpu, dtype, tile=tile, fused=fused), source
 
 
-def child(case: dict) -> dict:
-    """Run one case and report times, tiles and this process's peak RSS."""
-    from deblur_cli.engine import auto_tile
+def _interleave(variants: dict, repeats: int) -> dict[str, list[float]]:
+    """Time each callable ``repeats`` times, alternating the order every round; one warm-up
+    call each first (oneDNN builds its primitives on the first call)."""
+    for run in variants.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            variants[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _max_diff(a, b) -> int:
+    import numpy as np
+
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+def child_fused(case: dict) -> dict:
     from deblur_cli.io.images import read_image
-    from deblur_cli.photos import deblur_file
 
-    model = _model(case["config"], case["precision"], case["tile"])
-    result: dict = {"auto_tile": auto_tile(model)}
-    if case["kind"] == "speed":
-        pixels, _ = read_image(case["photo"])
-        times, cpu_times = [], []
-        for i in range(case["repeats"] + 1):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            model(pixels)
-            if i:  # the first run builds oneDNN primitives: a warm-up, not a measurement
-                times.append(time.perf_counter() - start)
-                cpu_times.append(time.process_time() - cpu_start)
-        result["times"], result["cpu_times"] = times, cpu_times
-    elif case["kind"] == "seams":
-        import numpy as np
-
-        pixels, _ = read_image(case["photo"])
-        whole = model(pixels, tile=0).astype(np.float64)
-        tiled = model(pixels, tile=case["seam_tile"]).astype(np.float64)
-        mse = float(np.mean((whole - tiled) ** 2))
-        result["psnr"] = 99.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-        result["times"] = [0.0]
-    elif case["kind"] == "partial":  # the first tiles of a big photo: too slow to finish here
-        from deblur_cli.engine import deblur_array
-
-        class Enough(Exception):
-            pass
-
-        def stop_after(done: int, total: int) -> None:
-            result["tiles_run"] = f"{done} of {total}"
-            if done >= case["max_tiles"]:
-                raise Enough
-
-        from deblur_cli.engine import plan_tiles
-
-        pixels, _ = read_image(case["photo"])
-        plan = plan_tiles(*pixels.shape[:2], auto_tile(model), model.overlap,
-                          model.config.size_multiple)  # fmt: skip
-        model.stats.update(tile_h=plan.tile_h, tile_w=plan.tile_w)
-        start = time.perf_counter()
-        try:
-            deblur_array(model, pixels, progress=stop_after)
-        except Enough:
-            pass
-        result["times"] = [time.perf_counter() - start]
-        result["tiles"] = result["tiles_run"]
-    else:  # "file": a big photo end to end, as 'deblur image' runs it
-        start = time.perf_counter()
-        pixels, _ = deblur_file(model, case["photo"], case["out"])
-        result["times"] = [time.perf_counter() - start]
+    pixels, _ = read_image(case["photo"])
+    eager, source = _model(case["config"], case["precision"], fused=False, tile=0)
+    fused, _ = _model(case["config"], case["precision"], fused=True, tile=0)
+    variants = {"eager": lambda: eager(pixels), "fused": lambda: fused(pixels)}
+    if case.get("compile"):
+        variants["compiled"] = _compiled(eager, pixels)
+    times = _interleave(variants, case["repeats"])
+    out = {name: run() for name, run in variants.items()}
+    result = {"times": times, "source": source, "backend": fused.backend}
+    result["diff"] = {name: _max_diff(out[name], out["eager"]) for name in out}
+    if case["precision"] != "fp32":
+        reference, _ = _model(case["config"], "fp32", fused=False, tile=0)
+        result["diff_fp32"] = {name: _max_diff(out[name], reference(pixels)) for name in out}
     result["megapixels"] = pixels.shape[0] * pixels.shape[1] / 1e6
-    result.setdefault("tiles", model.stats.get("tiles", 1))
-    result["tile"] = [model.stats.get("tile_h"), model.stats.get("tile_w")]
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
+
+
+def _compiled(model, pixels):
+    """torch.compile (inductor, freezing) of the eager network, for comparison only."""
+    import copy
+
+    import torch
+    import torch._inductor.config as inductor_config
+
+    inductor_config.freezing = True
+    twin = copy.copy(model)
+    twin.stats = {}
+    twin.runner = torch.compile(model.net)
+    start = time.perf_counter()
+    twin(pixels)
+    print(f"compile: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return lambda: twin(pixels)
+
+
+def child_tiles(case: dict) -> dict:
+    from deblur_cli.engine import plan_tiles
+    from deblur_cli.io.images import read_image
+
+    pixels, _ = read_image(case["photo"])
+    model, source = _model(case["config"], case["precision"], fused=True)
+    plan = plan_tiles(*pixels.shape[:2], case["tile"], model.overlap, model.config.size_multiple)
+    result = {"source": source, "tiles": f"{len(plan)} × {plan.tile_h}x{plan.tile_w}"}
+    if len(plan) == 1:
+        result["times"] = {}
+        return result
+    variants = {
+        "whole": lambda: model(pixels, tile=0),
+        "tiled": lambda: model(pixels, tile=case["tile"]),
+    }
+    result["times"] = _interleave(variants, case["repeats"])
+    return result
+
+
+def child_seams(case: dict) -> dict:
+    import numpy as np
+
+    from deblur_cli.io.images import read_image
+
+    pixels, _ = read_image(case["photo"])
+    model, _ = _model(case["config"], case["precision"], fused=True)
+    whole = model(pixels, tile=0).astype(np.float64)
+    tiled = model(pixels, tile=case["tile"]).astype(np.float64)
+    mse = float(np.mean((whole - tiled) ** 2))
+    return {
+        "psnr": 99.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse)),
+        "tiles": model.stats["tiles"],
+    }
+
+
+def child_big(case: dict) -> dict:
+    """One 24 MP photo as 'deblur image' runs it, with CPU accounting per phase."""
+    from deblur_cli.engine import deblur_array
+    from deblur_cli.io.images import write_image
+    from deblur_cli.photos import read_input
+
+    model, source = _model(case["config"], case["precision"], fused=True)
+    phases: dict[str, dict[str, float]] = {}
+    clock = {"wall": time.perf_counter(), "cpu": time.process_time(), "main": time.thread_time()}
+
+    def mark(name: str) -> None:
+        now = {"wall": time.perf_counter(), "cpu": time.process_time(), "main": time.thread_time()}
+        phases[name] = {key: now[key] - clock[key] for key in now}
+        clock.update(now)
+
+    tile_starts: list[float] = []
+    start = time.perf_counter()
+    pixels, info = read_input(case["photo"])
+    mark("decode")
+    result = deblur_array(
+        model, pixels, progress=lambda d, t: tile_starts.append(time.perf_counter())
+    )
+    mark("deblur")
+    write_image(case["out"], result, info)
+    mark("encode")
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "source": source,
+        "phases": phases,
+        "wall": wall,
+        "cpu": sum(p["cpu"] for p in phases.values()),
+        "main": sum(p["main"] for p in phases.values()),
+        "peak_rss": usage.ru_maxrss * 1024,
+        "tiles": f"{model.stats['tiles']} × {model.stats['tile_h']}x{model.stats['tile_w']}",
+        "megapixels": pixels.shape[0] * pixels.shape[1] / 1e6,
+    }
+
+
+CHILDREN = {"fused": child_fused, "tiles": child_tiles, "seams": child_seams, "big": child_big}
 
 
 # --------------------------------------------------------------------------- parent
@@ -114,24 +224,46 @@ def child(case: dict) -> dict:
 
 def run_case(case: dict) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(case)],
-        capture_output=True,
-        text=True,
+        [sys.executable, __file__, "--child", json.dumps(case)], capture_output=True, text=True
     )
     if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"error": tail}
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def make_big(photo: Path, folder: Path, size: tuple[int, int]) -> Path:
-    """A real photo upscaled to ``size`` (24 MP for 6000x4000), written as PNG."""
+def processor() -> str:
+    """The CPU's name and the features that decide bf16 speed, from lscpu."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    name = fields.get("Model name", "?").strip()
+    flags = fields.get("Flags", "").split()
+    isa = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
+    cpus = fields.get("CPU(s)", "?").strip()
+    return f"{name}, {cpus} CPUs, {'/'.join(isa[:2]) or 'no AVX-512'}"
+
+
+def spread(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
+def pair_ratios(slow: list[float], fast: list[float]) -> list[float]:
+    return [s / f for s, f in zip(slow, fast, strict=True)]
+
+
+def make_big(photo: Path, folder: Path, size: tuple[int, int], suffix: str) -> Path:
+    """A real photo upscaled to ``size`` (24 MP for 6000x4000)."""
     import cv2
 
     image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
     big = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
-    path = folder / f"big_{size[0]}x{size[1]}.png"
-    cv2.imwrite(str(path), big, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    path = folder / f"big_{size[0]}x{size[1]}{suffix}"
+    params = (
+        [cv2.IMWRITE_PNG_COMPRESSION, 1] if suffix == ".png" else [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    cv2.imwrite(str(path), big, params)
     return path
 
 
@@ -139,103 +271,124 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case")
-    parser.add_argument(
-        "--configs",
-        nargs="+",
-        default=["light", "paper"],
-        metavar="CONFIG",
-        help="names (light, paper) or S,B,F,K[,res] specs, e.g. --configs light 3,4,32,3,res",
-    )
-    parser.add_argument("--precisions", default="fp32,bf16")
-    parser.add_argument("--big", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--only-big", action="store_true", help="just the 24 MP cases")
-    parser.add_argument(
-        "--big-max-tiles",
-        default="",
-        metavar="CONFIG=N,...",
-        help="stop these configs' 24 MP runs after N tiles (peak RSS is reached in the first "
-        "tiles; for slow CPUs), e.g. paper=2",
-    )
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per comparison")
+    parser.add_argument("--configs", nargs="+", default=["light", "paper"], metavar="CONFIG",
+                        help="names (light, paper) or S,B,F,K[,res] specs")  # fmt: skip
+    parser.add_argument("--precisions", default="bf16,fp32")
+    parser.add_argument("--sections", default="fused,tiles,seams,big")
+    parser.add_argument("--tile", type=int, default=512, help="forced tile of 'tiles'")
     parser.add_argument("--seam-tile", type=int, default=256)
+    parser.add_argument("--big-format", choices=["jpg", "png"], default="jpg")
+    parser.add_argument("--big-configs", nargs="+", default=["light"], metavar="CONFIG")
+    parser.add_argument(
+        "--compile", action="store_true", help="add a torch.compile variant to 'fused'"
+    )
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+        case = json.loads(args.child)
+        print(json.dumps(CHILDREN[case["kind"]](case)))
         return
 
+    import torch
     from rich.console import Console
     from rich.table import Table
 
     if not args.photo.exists():
         sys.exit(f"photo not found: {args.photo} (pass --photo)")
-    console = Console(width=150)
-    rows = []
-    configs = args.configs
-    for config in [] if args.only_big else configs:
-        for precision in args.precisions.split(","):
-            for label, tile in (("whole", 0), ("auto tiles", None)):
-                case = dict(kind="speed", config=config, precision=precision, tile=tile,
-                            photo=str(args.photo), repeats=args.repeats)  # fmt: skip
-                console.print(f"[dim]{config} {precision} {label}…[/dim]")
-                rows.append((case, label, run_case(case)))
-    seams = []
-    for config in [] if args.only_big else configs:
-        case = dict(kind="seams", config=config, precision="auto", tile=None,
-                    photo=str(args.photo), seam_tile=args.seam_tile)  # fmt: skip
-        console.print(f"[dim]{config} seams at --tile {args.seam_tile}…[/dim]")
-        seams.append((config, run_case(case)))
-    if args.big:
-        with tempfile.TemporaryDirectory() as tmp:
-            big = make_big(args.photo, Path(tmp), (6000, 4000))
-            limits = dict(item.split("=") for item in args.big_max_tiles.split(",") if item)
-            for config in configs:
-                case = dict(kind="file", config=config, precision="auto", tile=None,
-                            photo=str(big), out=str(Path(tmp) / f"out_{config}.png"))  # fmt: skip
-                label = "24 MP file, auto tiles"
-                if config in limits:
-                    case.update(kind="partial", max_tiles=int(limits[config]))
-                    label = f"24 MP, auto tiles, first {limits[config]} only"
-                console.print(f"[dim]{config} 24 MP auto tiles…[/dim]")
-                rows.append((case, label, run_case(case)))
+    console = Console(width=160)
+    sections = args.sections.split(",")
+    precisions = args.precisions.split(",")
+    console.print(
+        f"[bold]{processor()}[/bold]; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; photo {args.photo.name}"
+    )
+    base = dict(photo=str(args.photo), repeats=args.repeats)
 
-    table = Table(title=f"deblur engine on CPU: {args.photo.name} (medians, warm-up excluded)")
-    for name in ("config", "precision", "image", "mode", "tiles", "wall s", "MP/s", "CPU s",
-                 "vs whole (CPU)", "peak RSS"):  # fmt: skip
-        table.add_column(name, justify="right" if name not in ("config", "mode") else "left")
-    whole_time: dict[tuple[str, str], float] = {}
-    for case, label, result in rows:
-        if "error" in result:
-            table.add_row(case["config"], case["precision"], "", label, "", "error",
-                          result["error"][:40], "", "", "")  # fmt: skip
-            continue
-        median = statistics.median(result["times"])
-        # CPU seconds of this process: on a shared machine they track the work done far
-        # better than wall time, so the tiling overhead is judged on them.
-        cpu = statistics.median(result["cpu_times"]) if result.get("cpu_times") else None
-        key = (case["config"], case["precision"])
-        if case["kind"] == "speed" and case["tile"] == 0 and cpu:
-            whole_time[key] = cpu
-        ratio = ""
-        if case["kind"] == "speed" and case["tile"] is None and key in whole_time and cpu:
-            ratio = f"{cpu / whole_time[key] - 1:+.0%}"
-        tile_h, tile_w = result["tile"]
-        if tile_h is None:  # stopped before the engine recorded its plan
-            tile_h = tile_w = result["auto_tile"]
-        tiles = f"{result['tiles']} × {tile_h}x{tile_w}"
-        precision = case["precision"]
-        rate = "" if case["kind"] == "partial" else f"{result['megapixels'] / median:.2f}"
-        table.add_row(case["config"], precision, f"{result['megapixels']:.1f} MP", label, tiles,
-                      f"{median:.2f}", rate, f"{cpu:.2f}" if cpu else "", ratio,
-                      f"{result['peak_rss_mb'] / 1024:.2f} GB")  # fmt: skip
-    console.print(table)
-    for config, result in seams:
-        if "error" in result:
-            console.print(f"seams {config}: error {result['error']}")
-        else:
-            console.print(
-                f"seams, {config} config, --tile {args.seam_tile} ({result['tiles']} tiles) vs "
-                f"whole image: PSNR {result['psnr']:.1f} dB"
-            )
+    if "fused" in sections:
+        table = Table(title="fused vs eager engine, whole frame (interleaved, medians)")
+        columns = ("config", "precision", "weights", "eager s", "fused s", "fused vs eager",
+                   "compiled s", "compiled vs eager", "max |Δ| vs eager",
+                   "vs eager fp32")  # fmt: skip
+        for name in columns:
+            table.add_column(name, justify="left" if name in ("config", "weights") else "right")
+        for config in args.configs:
+            for precision in precisions:
+                console.print(f"[dim]fused: {config} {precision}…[/dim]")
+                case = dict(base, kind="fused", config=config, precision=precision,
+                            compile=args.compile)  # fmt: skip
+                r = run_case(case)
+                if "error" in r:
+                    table.add_row(config, precision, "error: " + r["error"][:60])
+                    continue
+                t = r["times"]
+                compiled = ("", "")
+                if "compiled" in t:
+                    compiled = (f"{statistics.median(t['compiled']):.3f}",
+                                spread(pair_ratios(t["eager"], t["compiled"])))  # fmt: skip
+                diffs = ", ".join(f"{k} {v}" for k, v in r["diff"].items() if k != "eager")
+                diff32 = ", ".join(f"{k} {v}" for k, v in r.get("diff_fp32", {}).items())
+                table.add_row(config, precision, r["source"],
+                              f"{statistics.median(t['eager']):.3f}",
+                              f"{statistics.median(t['fused']):.3f}",
+                              spread(pair_ratios(t["eager"], t["fused"])), *compiled,
+                              diffs, diff32 or "(is fp32)")  # fmt: skip
+        console.print(table)
+
+    if "tiles" in sections:
+        table = Table(title=f"tiling overhead: --tile {args.tile} vs whole frame (fused)")
+        for name in ("config", "precision", "tiles", "whole s", "tiled s", "tiled / whole"):
+            table.add_column(name, justify="left" if name == "config" else "right")
+        for config in args.configs:
+            for precision in precisions:
+                console.print(f"[dim]tiles: {config} {precision}…[/dim]")
+                r = run_case(dict(base, kind="tiles", config=config, precision=precision,
+                                  tile=args.tile))  # fmt: skip
+                if "error" in r:
+                    table.add_row(config, precision, "error: " + r["error"][:60])
+                elif not r["times"]:  # one tile is the whole image: nothing to compare
+                    table.add_row(config, precision, r["tiles"], "", "", "one tile: none")
+                else:
+                    t = r["times"]
+                    table.add_row(config, precision, r["tiles"],
+                                  f"{statistics.median(t['whole']):.3f}",
+                                  f"{statistics.median(t['tiled']):.3f}",
+                                  spread(pair_ratios(t["tiled"], t["whole"])))  # fmt: skip
+        console.print(table)
+
+    if "seams" in sections:
+        for config in args.configs:
+            r = run_case(dict(base, kind="seams", config=config, precision="auto",
+                              tile=args.seam_tile))  # fmt: skip
+            if "error" in r:
+                console.print(f"seams {config}: error {r['error']}")
+            else:
+                console.print(f"seams, {config}: --tile {args.seam_tile} ({r['tiles']} tiles) "
+                              f"vs whole image: PSNR {r['psnr']:.1f} dB")  # fmt: skip
+
+    if "big" in sections:
+        table = Table(title=f"24 MP photo end to end ({args.big_format.upper()} in and out, "
+                      "automatic tiles, fused, precision auto)")  # fmt: skip
+        columns = ("config", "tiles", "wall s", "decode s", "deblur s", "encode s", "peak RSS",
+                   "cores used (CPU/wall)", "cores idle machine (CPU/main)")  # fmt: skip
+        for name in columns:
+            table.add_column(name, justify="left" if name == "config" else "right")
+        with tempfile.TemporaryDirectory() as tmp:
+            big = make_big(args.photo, Path(tmp), (6000, 4000), f".{args.big_format}")
+            for config in args.big_configs:
+                console.print(f"[dim]big: {config}…[/dim]")
+                out = Path(tmp) / f"out.{args.big_format}"
+                r = run_case(dict(base, kind="big", config=config, precision="auto",
+                                  photo=str(big), out=str(out)))  # fmt: skip
+                if "error" in r:
+                    table.add_row(config, "error: " + r["error"][:60])
+                    continue
+                p = r["phases"]
+                cells = [f"{p[k]['wall']:.2f} ({p[k]['cpu'] / p[k]['main']:.1f} cores)"
+                         for k in ("decode", "deblur", "encode")]  # fmt: skip
+                table.add_row(config, r["tiles"], f"{r['wall']:.1f}", *cells,
+                              f"{r['peak_rss'] / GIB:.2f} GiB", f"{r['cpu'] / r['wall']:.2f}",
+                              f"{r['cpu'] / r['main']:.2f}")  # fmt: skip
+        console.print(table)
 
 
 if __name__ == "__main__":

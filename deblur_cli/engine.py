@@ -12,6 +12,7 @@ border sit flush with it, so they see the same border as whole-image inference d
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import DeblurError, InputError, ResourceError
+from .fused import compile_net, fuse
 from .model import ModelConfig, MultiScaleDeblurNet, build_model
 from .runtime import tune_allocator
 from .weights import WeightFile, load_weight_file
@@ -34,6 +36,7 @@ MIN_TILE = 64
 # Bytes of activation memory per input pixel per feature channel per byte of dtype, measured
 # on CPU with channels_last (benchmarks/bench_engine.py): the finest scale dominates.
 ACTIVATION_FACTOR = 6
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- device, precision
@@ -103,6 +106,13 @@ class Deblurrer:
     overlap: int = DEFAULT_OVERLAP
     tiles_per_batch: int | None = None  # None: automatic
     stats: dict[str, Any] = field(default_factory=dict)
+    # What runs the forward pass: the fused twin of ``net`` (fused.py), or None for eager.
+    runner: torch.nn.Module | None = None
+
+    @property
+    def backend(self) -> str:
+        """``oneDNN fused``, ``in-place`` or ``eager``: for logs and benchmarks."""
+        return getattr(self.runner, "kind", "eager")
 
     @property
     def config(self) -> ModelConfig:
@@ -123,15 +133,42 @@ def load_model(
     *,
     tile: int | None = None,
     overlap: int | None = None,
+    fused: bool | None = None,
+    compile: bool | None = None,
 ) -> Deblurrer:
-    """Resolve weights (path, hf://, registry name, or the bundled default) and prepare them."""
+    """Resolve weights (path, hf://, registry name, or the bundled default) and prepare them.
+
+    ``fused`` (default: on unless ``DEBLUR_FUSED=0``) runs the network through the fused
+    inference path of fused.py; it falls back to eager PyTorch by itself if that fails.
+    ``compile`` (default: off unless ``DEBLUR_COMPILE=1``) adds torch.compile on top, for
+    long runs of same-size frames (it compiles per input size)."""
     tune_allocator()
     weight_file = weights if isinstance(weights, WeightFile) else load_weight_file(weights)
     dev = choose_device(device)
     dtype = choose_precision(dev, precision)
     net = build_model(weight_file.config)
     net.load_state_dict(weight_file.state_dict)
-    return prepare(net, dev, dtype, weights=weight_file, tile=tile, overlap=overlap)
+    return prepare(
+        net, dev, dtype, weights=weight_file, tile=tile, overlap=overlap, fused=fused,
+        compile=compile,
+    )  # fmt: skip
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value not in ("0", "off", "false", "no")
+
+
+def fused_default() -> bool:
+    """``DEBLUR_FUSED=0`` (or off/false/no) turns the fused path off, e.g. to compare."""
+    return _env_flag("DEBLUR_FUSED", True)
+
+
+def compile_default() -> bool:
+    """``DEBLUR_COMPILE=1`` turns torch.compile on (off by default: it compiles per size)."""
+    return _env_flag("DEBLUR_COMPILE", False)
 
 
 def prepare(
@@ -142,8 +179,13 @@ def prepare(
     weights: WeightFile | None = None,
     tile: int | None = None,
     overlap: int | None = None,
+    fused: bool | None = None,
+    compile: bool | None = None,
 ) -> Deblurrer:
-    """Wrap an in-memory network (e.g. from training) for inference."""
+    """Wrap an in-memory network (e.g. from training) for inference.
+
+    The fused path snapshots oneDNN copies of the weights: prepare again after changing them.
+    """
     net = net.eval().requires_grad_(False).to(device=device, dtype=dtype)
     if device.type != "mps":
         net = net.to(memory_format=torch.channels_last)
@@ -159,7 +201,17 @@ def prepare(
     if overlap < 0:
         raise DeblurError("--overlap must be >= 0")
     overlap = int(math.ceil(overlap / m) * m)
-    return Deblurrer(net, device, dtype, weights, tile, overlap)
+    model = Deblurrer(net, device, dtype, weights, tile, overlap)
+    if fused is None:
+        fused = fused_default()
+    if fused:
+        try:
+            model.runner = fuse(net)
+        except Exception as err:  # noqa: BLE001 - any failure here only costs speed
+            log.info("fused inference path unavailable (%s); running eager", err)
+    if compile_default() if compile is None else compile:
+        model.runner = compile_net(net, fallback=model.runner or net)
+    return model
 
 
 # --------------------------------------------------------------------------- tile plan
@@ -276,36 +328,57 @@ def _is_oom(err: BaseException) -> bool:
     )
 
 
-def _forward(model: Deblurrer, batch: torch.Tensor) -> torch.Tensor:
+def _forward(model: Deblurrer, batch: torch.Tensor, to_255: float = 1.0) -> torch.Tensor:
+    """N×H×W×3 pixels of any dtype (``× to_255`` gives 0..255) → N×3×H×W float32 on the device.
+
+    Pixels travel in their own dtype (a quarter of the bytes for uint8) and become fp32 on
+    the device: the network builds its pyramid in fp32, and a bf16 copy would round 16-bit
+    pixels."""
     with torch.inference_mode():
-        x = batch.to(model.device, non_blocking=True).to(model.dtype)
-        if model.device.type != "mps":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return model.net(x).float()
+        x = batch.to(model.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        if to_255 != 1.0:
+            x = x.mul_(to_255)
+        memory_format = (
+            torch.contiguous_format if model.device.type == "mps" else torch.channels_last
+        )
+        x = x.contiguous(memory_format=memory_format)
+        runner = model.runner
+        if runner is None:
+            return model.net(x).float()
+        try:
+            return runner(x).float()
+        except (RuntimeError, TypeError, NotImplementedError, ValueError) as err:
+            if _is_oom(err):
+                raise
+            # Never fail a job over a speed-up: eager PyTorch from now on, and say why.
+            log.warning("fused inference failed (%s); falling back to eager PyTorch", err)
+            model.runner = None
+            model.stats["fused_error"] = str(err)
+            return model.net(x).float()
 
 
-def _to_rgb_float(image: np.ndarray) -> tuple[np.ndarray, float]:
-    """HxWx3 float32 in 0..255 plus the scale that maps back to the input's range."""
-    if image.dtype == np.uint8:
-        return image.astype(np.float32), 1.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) * (255.0 / 65535.0), 65535.0 / 255.0
-    if np.issubdtype(image.dtype, np.floating):
-        return (image.astype(np.float32) * 255.0), 1.0 / 255.0
-    raise InputError(f"unsupported pixel type {image.dtype}")
-
-
-def _from_rgb_float(rgb: np.ndarray, scale: float, dtype: np.dtype) -> np.ndarray:
-    """In place on ``rgb`` (the engine's own buffer): at 24 MP every float32 temporary is
-    288 MB, and three of them used to dominate peak memory."""
-    out = rgb
-    if scale != 1.0:
-        np.multiply(out, scale, out=out)
+def _scale_to_255(dtype: np.dtype) -> float:
+    """The factor that maps an image dtype's range onto the network's 0..255."""
     if dtype == np.uint8:
-        return np.clip(np.rint(out, out=out), 0, 255, out=out).astype(np.uint8)
+        return 1.0
     if dtype == np.uint16:
-        return np.clip(np.rint(out, out=out), 0, 65535, out=out).astype(np.uint16)
-    return np.clip(out, 0.0, 1.0, out=out).astype(dtype)
+        return 255.0 / 65535.0
+    if np.issubdtype(dtype, np.floating):
+        return 255.0
+    raise InputError(f"unsupported pixel type {dtype}")
+
+
+def _to_dtype(out: torch.Tensor, to_255: float, dtype: np.dtype) -> np.ndarray:
+    """0..255 float32 (the engine's own buffer, changed in place) → the input's dtype and
+    range. In torch, so it runs on every core; at 24 MP each float32 copy is 288 MB."""
+    with torch.inference_mode():
+        if to_255 != 1.0:
+            out = out.mul_(1.0 / to_255)
+        if dtype == np.uint8:
+            return out.round_().clamp_(0, 255).to(torch.uint8).numpy()
+        if dtype == np.uint16:
+            return out.round_().clamp_(0, 65535).to(torch.int32).numpy().astype(np.uint16)
+        return out.clamp_(0.0, 1.0).numpy().astype(dtype, copy=False)
 
 
 def deblur_rgb(
@@ -316,7 +389,18 @@ def deblur_rgb(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """HxWx3 float32 0..255 → HxWx3 float32 0..255 (unclipped), tiled and blended."""
-    height, width = rgb.shape[:2]
+    return _deblur_pixels(model, rgb, 1.0, tile, progress).numpy()
+
+
+def _deblur_pixels(
+    model: Deblurrer,
+    pixels: np.ndarray,
+    to_255: float,
+    tile: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> torch.Tensor:
+    """HxWx3 pixels of any dtype → HxWx3 float32 0..255 (unclipped) on the CPU."""
+    height, width = pixels.shape[:2]
     m = model.config.size_multiple
     if tile is None:
         tile = model.tile
@@ -329,7 +413,7 @@ def deblur_rgb(
     while True:
         plan = plan_tiles(height, width, tile, model.overlap, m)
         try:
-            out = _run_plan(model, rgb, plan, progress)
+            out = _run_plan(model, pixels, to_255, plan, progress)
             model.stats.update(tile=tile, tiles=len(plan), tile_h=plan.tile_h, tile_w=plan.tile_w)
             return out
         except (RuntimeError, MemoryError) as err:
@@ -356,43 +440,62 @@ def _tiles_per_batch(model: Deblurrer, plan: TilePlan) -> int:
     return int(max(1, min(8, free * 0.6 // max(need, 1))))
 
 
+def _normalised_axis_weights(starts: tuple[int, ...], size: int, length: int) -> list[torch.Tensor]:
+    """Per-tile blend weights along one axis, divided by their sum at every position.
+
+    The tiles form a grid, so the 2-D weight sum is the product of the two axes' sums:
+    normalising each axis makes every pixel's weights add up to one, with no full-size
+    weight image and no division pass over the result."""
+    weights = [_axis_weight(starts, i, size) for i in range(len(starts))]
+    total = np.zeros(length, np.float64)
+    for start, w in zip(starts, weights, strict=True):
+        total[start : start + size] += w
+    return [
+        torch.from_numpy((w / np.maximum(total[s : s + size], 1e-12)).astype(np.float32))
+        for s, w in zip(starts, weights, strict=True)
+    ]
+
+
 def _run_plan(
     model: Deblurrer,
-    rgb: np.ndarray,
+    pixels: np.ndarray,
+    to_255: float,
     plan: TilePlan,
     progress: Callable[[int, int], None] | None,
-) -> np.ndarray:
+) -> torch.Tensor:
     if len(plan) == 1:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
-        out = _forward(model, x)[0].permute(1, 2, 0).cpu().numpy()
+        x = torch.from_numpy(np.ascontiguousarray(pixels))[None]
+        out = _forward(model, x, to_255)[0].permute(1, 2, 0).cpu()
         if progress:
             progress(1, 1)
         return out
-    acc = np.zeros((plan.height, plan.width, 3), dtype=np.float32)
-    weight_sum = np.zeros((plan.height, plan.width, 1), dtype=np.float32)
-    wy = [_axis_weight(plan.ys, i, plan.tile_h) for i in range(len(plan.ys))]
-    wx = [_axis_weight(plan.xs, j, plan.tile_w) for j in range(len(plan.xs))]
+    # Blending runs in torch (all cores) into one float32 image; the tiles are converted
+    # from the input's own dtype one at a time, so there is no full-size float input.
+    acc = torch.zeros((plan.height, plan.width, 3), dtype=torch.float32)
+    wy = _normalised_axis_weights(plan.ys, plan.tile_h, plan.height)
+    wx = _normalised_axis_weights(plan.xs, plan.tile_w, plan.width)
     boxes = [(i, j) for i in range(len(plan.ys)) for j in range(len(plan.xs))]
     per_batch = _tiles_per_batch(model, plan)
     done = 0
+    if progress:
+        progress(0, len(boxes))  # lets a caller draw its bar before the first tile finishes
     for b in range(0, len(boxes), per_batch):
         group = boxes[b : b + per_batch]
         crops = [
-            rgb[plan.ys[i] : plan.ys[i] + plan.tile_h, plan.xs[j] : plan.xs[j] + plan.tile_w]
+            pixels[plan.ys[i] : plan.ys[i] + plan.tile_h, plan.xs[j] : plan.xs[j] + plan.tile_w]
             for i, j in group
         ]
-        x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2)
-        outs = _forward(model, x).permute(0, 2, 3, 1).cpu().numpy()
-        for (i, j), out in zip(group, outs, strict=True):
-            w = (wy[i][:, None] * wx[j][None, :])[..., None]
-            ys = slice(plan.ys[i], plan.ys[i] + plan.tile_h)
-            xs = slice(plan.xs[j], plan.xs[j] + plan.tile_w)
-            acc[ys, xs] += out * w
-            weight_sum[ys, xs] += w
+        x = torch.from_numpy(np.stack(crops))
+        outs = _forward(model, x, to_255).permute(0, 2, 3, 1).cpu()
+        with torch.inference_mode():
+            for (i, j), out in zip(group, outs, strict=True):
+                w = (wy[i][:, None] * wx[j][None, :])[..., None]
+                ys = slice(plan.ys[i], plan.ys[i] + plan.tile_h)
+                xs = slice(plan.xs[j], plan.xs[j] + plan.tile_w)
+                acc[ys, xs].addcmul_(out, w)
         done += len(group)
         if progress:
             progress(done, len(boxes))
-    np.divide(acc, np.maximum(weight_sum, 1e-8), out=acc)
     return acc
 
 
@@ -420,12 +523,12 @@ def deblur_array(
         rgb_in = np.repeat(plane[..., None], 3, axis=2)
     else:
         rgb_in = image[..., :3]
-    rgb, scale = _to_rgb_float(rgb_in)
-    out = deblur_rgb(model, rgb, tile=tile, progress=progress)
-    del rgb, rgb_in  # free the float input before the output is converted
+    to_255 = _scale_to_255(image.dtype)
+    out = _deblur_pixels(model, rgb_in, to_255, tile, progress)
+    del rgb_in
     if gray:
-        out = out.mean(axis=2, keepdims=image.ndim == 3)
-    result = _from_rgb_float(out, scale, image.dtype)
+        out = out.mean(dim=2, keepdim=image.ndim == 3)
+    result = _to_dtype(out, to_255, image.dtype)
     if alpha is not None:
         result = np.concatenate([result, alpha], axis=2)
     return result

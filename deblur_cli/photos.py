@@ -6,7 +6,7 @@ This is the library behind ``deblur image`` and ``deblur batch``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -86,10 +86,11 @@ def deblur_decoded(
     *,
     quality: int = 95,
     compare: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """The second half of :func:`deblur_file`, for callers that decode first (so that a bad
-    input fails before the model is even loaded)."""
-    result = deblur_array(model, pixels)
+    input fails before the model is even loaded). ``progress(done, total)`` sees the tiles."""
+    result = deblur_array(model, pixels, progress=progress)
     write_image(dst, result, info, quality=quality)
     if compare is not None:
         write_image(compare, side_by_side(pixels, result), ImageInfo(icc_profile=info.icc_profile))

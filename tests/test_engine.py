@@ -1,4 +1,5 @@
-"""Engine: precision choice, tile plans, seamless blending, dtype/channel round trips."""
+"""Engine: precision choice, tile plans, seamless blending, dtype/channel round trips, and
+the fused inference path against eager PyTorch."""
 
 from __future__ import annotations
 
@@ -8,16 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import need_shared, run_cli
 from photo_helpers import TINY, data_file, identity_weights, psnr, random_weights
 
 from deblur_cli.engine import (
     _axis_weight,
     choose_precision,
+    cpu_supports_bf16,
     load_model,
     plan_tiles,
+    prepare,
 )
 from deblur_cli.errors import DeblurError
+from deblur_cli.fused import FusedNet, fast_gaussian_pyramid, onednn_usable
 from deblur_cli.io.images import read_image
+from deblur_cli.model import ModelConfig, build_model
+from deblur_cli.pyramid import gaussian_pyramid
+from deblur_cli.weights import convert_official
 
 
 def test_auto_precision_never_fp16_on_cpu() -> None:
@@ -123,3 +131,164 @@ def test_auto_tile_is_an_area_budget(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(engine, "auto_tile", lambda _model: 160)  # 160^2 < 100*300
     model(image)
     assert model.stats["tiles"] > 1
+
+
+# --------------------------------------------------------------------------- fused path
+
+
+def _real_crop() -> np.ndarray:
+    photo = data_file("eval", "gopro_style_train_scenes", "blur")
+    pixels, _ = read_image(sorted(photo.glob("*.png"))[0])
+    return pixels[200:456, 300:620]  # 256x320 of a real 720p frame: seconds, not minutes
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fused_default_model_matches_eager_fp32(precision: str) -> None:
+    """The fused path of the bundled default (the one users run) stays within one grey level
+    of eager fp32 on a real photo, in fp32 and in bf16."""
+    if precision == "bf16" and not cpu_supports_bf16():
+        pytest.skip("this CPU has no native bf16")
+    pixels = _real_crop()
+    eager = load_model(None, "cpu", "fp32", tile=0, fused=False)
+    fused = load_model(None, "cpu", precision, tile=0, fused=True)
+    assert eager.backend == "eager" and fused.backend != "eager"
+    reference = eager(pixels).astype(np.int16)
+    out = fused(pixels).astype(np.int16)
+    assert np.abs(out - reference).max() <= 1
+    assert (out != reference).mean() < (0.001 if precision == "fp32" else 0.1)
+    assert np.abs(reference - pixels).max() > 10  # the network did change the picture
+
+
+def test_fused_official_checkpoint_matches_fixture(tmp_path: Path) -> None:
+    """The official checkpoint through the fused path reproduces the official outputs."""
+    folder = need_shared("fixtures", "official-tiny")
+    io = np.load(folder / "io.npz")
+    wf = convert_official(folder / "model-1000.pt", tmp_path / "official.safetensors")
+    for onednn in (True, False):
+        model = load_model(wf, "cpu", "fp32", tile=0)
+        model.runner = FusedNet(
+            model.net, onednn=onednn and onednn_usable(model.device, model.dtype)
+        )
+        x = torch.from_numpy(io["blur"]).permute(2, 0, 1)[None].float()
+        out = model.runner(x)[0].permute(1, 2, 0).numpy()
+        assert np.abs(out - io["output_0"]).max() < 1e-2
+
+
+def test_in_place_path_matches_eager(tmp_path: Path) -> None:
+    """The plain-PyTorch fused variant (what CUDA/MPS run) computes the same function,
+    residual and not, at sizes that are no multiple of 4."""
+    for config in (TINY, ModelConfig(3, 2, 8, 3, residual=True)):
+        torch.manual_seed(0)
+        net = build_model(config)
+        for scale in net.body_models:
+            scale.body[-1].reset_parameters()
+        model = prepare(net, torch.device("cpu"), torch.float32, tile=0, fused=False)
+        image = torch.rand(1, 3, 37, 53) * 255
+        with torch.inference_mode():
+            expected = model.net(image)
+            got = FusedNet(model.net, onednn=False)(image)
+        assert got.shape == expected.shape
+        assert torch.allclose(got, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(96, 160), (37, 51), (5, 9), (2, 3)])
+def test_fast_pyramid_is_the_reference_pyramid(shape) -> None:
+    image = torch.rand(1, 3, *shape) * 255
+    for fast, reference in zip(
+        fast_gaussian_pyramid(image, 3), gaussian_pyramid(image, 3), strict=True
+    ):
+        assert fast.shape == reference.shape
+        assert torch.allclose(fast, reference, atol=1e-4)
+
+
+def test_fused_failure_falls_back_to_eager(tmp_path: Path, caplog) -> None:
+    """A fused path that breaks at run time costs speed, never the job."""
+    model = load_model(random_weights(tmp_path / "w.safetensors", TINY), "cpu", "fp32")
+    image = np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    expected = load_model(random_weights(tmp_path / "w.safetensors", TINY), "cpu", "fp32",
+                          fused=False)(image)  # fmt: skip
+
+    class Broken(torch.nn.Module):
+        kind = "broken"
+
+        def forward(self, x):
+            raise RuntimeError("could not create a primitive")
+
+    model.runner = Broken()
+    with caplog.at_level("WARNING", logger="deblur_cli.engine"):
+        out = model(image)
+    assert np.array_equal(out, expected)
+    assert model.backend == "eager" and "primitive" in model.stats["fused_error"]
+    assert "falling back to eager" in caplog.text
+
+
+def test_fused_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = random_weights(tmp_path / "w.safetensors", TINY)
+    assert load_model(weights, "cpu", "fp32").backend != "eager"
+    monkeypatch.setenv("DEBLUR_FUSED", "0")
+    assert load_model(weights, "cpu", "fp32").backend == "eager"
+    assert load_model(weights, "cpu", "fp32", fused=True).backend != "eager"
+
+
+# --------------------------------------------------------------------------- tile progress
+
+
+def test_progress_reports_every_tile_from_zero(tmp_path: Path) -> None:
+    model = load_model(random_weights(tmp_path / "w.safetensors", TINY), "cpu", "fp32")
+    calls: list[tuple[int, int]] = []
+    model(np.zeros((200, 300, 3), np.uint8), tile=96, progress=lambda d, t: calls.append((d, t)))
+    total = model.stats["tiles"]
+    assert total > 4
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert [done for done, _ in calls] == list(range(total + 1))
+
+
+def test_image_command_draws_a_tile_bar_for_big_photos(tmp_path: Path) -> None:
+    """``deblur image`` shows tiles done / total when a photo needs several tiles, and keeps
+    the plain spinner for a photo that runs whole."""
+    import cv2
+
+    pixels = _real_crop()
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), pixels[..., ::-1])
+    weights = random_weights(tmp_path / "w.safetensors", TINY)
+    tiles = len(plan_tiles(*pixels.shape[:2], 128, 128, TINY.size_multiple))
+    common = ("--weights", weights, "--device", "cpu", "--precision", "fp32")
+    result = run_cli("image", src, "-o", tmp_path / "tiled.png", "--tile", "128", *common)
+    assert result.returncode == 0, result.stderr
+    assert f"{tiles}/{tiles} tiles" in result.stderr
+    assert (tmp_path / "tiled.png").exists()
+    result = run_cli("image", src, "-o", tmp_path / "whole.png", "--tile", "0", *common)
+    assert result.returncode == 0, result.stderr
+    assert " tiles" not in result.stderr
+
+
+def test_compile_failures_fall_back_to_the_fused_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.compile is opt-in; without a C++ compiler it is skipped, and a compile that
+    fails on the first frame hands the work to the fused path, with the same pixels."""
+    import deblur_cli.fused as fused_module
+
+    weights = random_weights(tmp_path / "w.safetensors", TINY)
+    image = np.random.default_rng(2).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    expected = load_model(weights, "cpu", "fp32", compile=False)(image)
+    assert load_model(weights, "cpu", "fp32").backend != "torch.compile"  # off by default
+
+    monkeypatch.setattr(fused_module, "compiler_available", lambda: False)
+    model = load_model(weights, "cpu", "fp32", compile=True)
+    assert model.backend == "oneDNN fused" or model.backend == "in-place"
+
+    def broken_compile(net, **options):
+        def run(x):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(fused_module, "compiler_available", lambda: True)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setenv("DEBLUR_COMPILE", "1")
+    model = load_model(weights, "cpu", "fp32")
+    assert model.backend == "torch.compile"
+    assert np.array_equal(model(image), expected)
+    assert model.backend in ("oneDNN fused", "in-place")  # for good, not retried per frame

@@ -11,6 +11,7 @@ from ..engine import Deblurrer
 from ..errors import InputError
 from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
 from .common import console, describe, model_options, open_model, quality_option
+from .tile_progress import tile_progress
 
 
 @click.command("image")
@@ -67,8 +68,10 @@ def image(
         if model is None:
             model = open_model(weights, device, precision, tile, overlap)
             console.print(f"[dim]{describe(model)}[/dim]")
-        with console.status(f"deblurring {src.name}…"):
-            deblur_decoded(model, pixels, info, dst, quality=quality, compare=compare)
+        with tile_progress(console, f"deblurring {src.name}") as progress:
+            deblur_decoded(
+                model, pixels, info, dst, quality=quality, compare=compare, progress=progress
+            )
         console.print(Text(f"{src} → {dst} ({pixels.shape[1]}x{pixels.shape[0]})"), soft_wrap=True)
 
 
