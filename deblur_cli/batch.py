@@ -10,6 +10,7 @@ rerun after a crash or SIGKILL simply skips what is already there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections import deque
@@ -199,6 +200,7 @@ class FileResult:
     status: str  # "done" | "failed"
     megapixels: float = 0.0
     error: str | None = None
+    exit_code: int = 0  # the code this failure alone would exit with (2 input, 3 output...)
 
 
 @dataclass
@@ -218,6 +220,19 @@ class BatchSummary:
     def megapixels_per_s(self) -> float:
         return self.megapixels / self.seconds if self.seconds > 0 else 0.0
 
+    def failure(self) -> DeblurError | None:
+        """The error to exit with when files failed: their common exit code (2 when every
+        failure was a bad input), else 1."""
+        if not self.failed:
+            return None
+        err = DeblurError(
+            f"{len(self.failed)} of {self.total} file(s) failed (listed above); "
+            "the others were written"
+        )
+        codes = {result.exit_code for result in self.failed}
+        err.exit_code = codes.pop() if len(codes) == 1 and 0 not in codes else 1
+        return err
+
 
 def split_done(jobs: list[Job], force: bool = False) -> tuple[list[Job], list[Job]]:
     """(to do, already done): an existing output is complete because writes are atomic."""
@@ -226,6 +241,16 @@ def split_done(jobs: list[Job], force: bool = False) -> tuple[list[Job], list[Jo
     todo = [job for job in jobs if not job.dst.exists()]
     done = [job for job in jobs if job.dst.exists()]
     return todo, done
+
+
+def _exit_code(err: BaseException) -> int:
+    if isinstance(err, DeblurError):
+        return err.exit_code
+    return 5 if isinstance(err, MemoryError) else 1
+
+
+def _failed(job: Job, err: BaseException) -> FileResult:
+    return FileResult(job, "failed", error=_message(err, job), exit_code=_exit_code(err))
 
 
 def _message(err: BaseException, job: Job) -> str:
@@ -247,6 +272,7 @@ def run_batch(
     *,
     quality: int = 95,
     workers: int = 2,
+    max_megapixels: float | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> BatchSummary:
     """Deblur ``jobs`` in order. Decoding runs ahead and encoding trails behind in worker
@@ -271,13 +297,14 @@ def run_batch(
     reads: deque[tuple[Job, Future[Decoded]]] = deque()
     writes: deque[tuple[Job, float, Future[Path]]] = deque()
     pending = iter(jobs)
+    read = functools.partial(read_input, max_megapixels=max_megapixels)
 
     def refill() -> None:
         while len(reads) < workers + 1:
             job = next(pending, None)
             if job is None:
                 return
-            reads.append((job, readers.submit(read_input, job.src)))
+            reads.append((job, readers.submit(read, job.src)))
 
     def drain(limit: int) -> None:
         while writes and (len(writes) > limit or writes[0][2].done()):
@@ -285,7 +312,7 @@ def run_batch(
             try:
                 future.result()
             except Exception as err:  # one bad file must not stop the batch
-                record(FileResult(job, "failed", error=_message(err, job)))
+                record(_failed(job, err))
             else:
                 record(FileResult(job, "done", megapixels=mp))
 
@@ -298,7 +325,7 @@ def run_batch(
                 pixels, info = future.result()
                 result = deblur_array(model, pixels)
             except Exception as err:  # reported, then on to the next file
-                record(FileResult(job, "failed", error=_message(err, job)))
+                record(_failed(job, err))
             else:
                 mp = pixels.shape[0] * pixels.shape[1] / 1e6
                 del pixels

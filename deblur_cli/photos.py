@@ -53,9 +53,11 @@ def check_not_input(src: Path, dst: Path, overwrite: bool) -> None:
         raise OutputError(f"{dst} is the input; pass --overwrite to replace it on purpose")
 
 
-def read_input(src: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+def read_input(
+    src: str | os.PathLike, *, max_megapixels: float | None = None
+) -> tuple[np.ndarray, ImageInfo]:
     """Decode an input and reject what the network cannot use, before any model work."""
-    pixels, info = read_image(src)
+    pixels, info = read_image(src, max_megapixels=max_megapixels)
     if min(pixels.shape[:2]) < 8:
         raise InputError(f"{src}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
     return pixels, info

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from huge_images import huge_png
 from photo_helpers import data_file, random_weights
 from PIL import Image
 
@@ -201,3 +202,16 @@ def test_outputs_written_by_run_batch_decode(tmp_path: Path, weights: Path) -> N
     assert summary.megapixels == pytest.approx(4 * 96 * 64 / 1e6)
     for job in jobs:
         assert np.asarray(Image.open(job.dst)).shape[:2] == (64, 96)
+
+
+def test_huge_file_reported_on_its_line_and_the_others_done(tmp_path: Path, weights: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    made = make_tree(src, 3)
+    huge_png(src / "a" / "huge.png")
+    result = batch_cli(src, "-o", out, "--weights", weights)
+    assert result.exit_code == 2, result.stderr
+    failures = [line for line in result.stderr.splitlines() if "huge.png" in line]
+    assert len(failures) == 1 and failures[0].startswith("error:")
+    assert "20000x20000 is 400 megapixels, over the limit of 200" in failures[0]
+    assert "decompression bomb" not in result.stderr
+    assert set(outputs(out)) == {p.relative_to(src).as_posix() for p in made}

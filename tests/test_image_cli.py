@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import run_cli
+from huge_images import huge_header, huge_png
 from photo_helpers import data_file, identity_weights, random_weights, run_deblur
 from PIL import Image, ImageCms, ImageOps
 
@@ -167,3 +169,51 @@ def test_input_never_overwritten_without_flag(tmp_path: Path, weights, photo) ->
     code, err = deblur("image", src, "-o", src, "--weights", weights["random"], "--overwrite")
     assert code == 0, err
     assert src.read_bytes() != before
+
+
+def test_huge_png_refused_from_its_header(tmp_path: Path, weights) -> None:
+    """A valid 20000x20000 PNG: one line with the size, the limit and how to raise it, before
+    any decoding (decoding it used to cost 2.6 GB and end in Pillow's traceback)."""
+    src = huge_png(tmp_path / "huge.png")
+    result = run_deblur("image", src, "--weights", weights["random"])
+    _assert_one_line_failure(result, tmp_path / "huge_deblurred.png")
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert "20000x20000" in message and "400 megapixels" in message
+    assert "limit of 200" in message and "--max-megapixels 401" in message
+    assert "DEBLUR_MAX_MEGAPIXELS" in message
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".webp", ".bmp"])
+def test_size_limit_read_from_every_format_header(tmp_path: Path, weights, suffix: str) -> None:
+    src = huge_header(tmp_path / f"big{suffix}", 16000, 15000)  # 240 MP declared
+    code, err = deblur("image", src, "--weights", weights["random"])
+    assert code == 2, err
+    assert "16000x15000 is 240 megapixels, over the limit of 200" in err
+
+
+def test_size_limit_from_option_and_environment(tmp_path: Path, weights, photo) -> None:
+    src = tmp_path / "small.png"
+    Image.fromarray(photo).save(src)  # 96x64 = 0.006 MP
+    env = {"DEBLUR_MAX_MEGAPIXELS": "0.005"}
+    low = run_cli("image", src, "--weights", weights["random"], env=env)
+    assert low.returncode == 2 and "over the limit of 0.005" in low.stderr
+    assert len(low.stderr.strip().splitlines()) == 1
+    lifted = run_cli("image", src, "--weights", weights["random"], "--max-megapixels", "0",
+                     env=env)  # fmt: skip
+    assert lifted.returncode == 0, lifted.stderr
+    assert (tmp_path / "small_deblurred.png").is_file()
+    code, err = deblur("image", src, "--weights", weights["random"], "--max-megapixels", "0.001")
+    assert code == 2 and "--max-megapixels 1" in err
+    bad = run_cli("image", src, "--weights", weights["random"],
+                  env={"DEBLUR_MAX_MEGAPIXELS": "lots"})  # fmt: skip
+    assert bad.returncode == 2 and "DEBLUR_MAX_MEGAPIXELS" in bad.stderr
+
+
+def test_folder_input_points_to_batch(tmp_path: Path, weights, photo) -> None:
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(photo).save(tmp_path / "photos" / "a.png")
+    result = run_deblur("image", tmp_path / "photos", "--weights", weights["random"])
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "is a folder" in result.stderr and "deblur batch" in result.stderr

@@ -31,8 +31,9 @@ from ..batch import (
     shard_from_env,
     split_done,
 )
-from ..errors import DeblurError
+from ..io.images import max_megapixels_limit
 from .common import console, describe, model_options, open_model, quality_option
+from .photo_options import photo_options
 
 
 class RateColumn(ProgressColumn):
@@ -89,6 +90,7 @@ def _summary_table(summary: BatchSummary, shard: Shard | None) -> Table:
     "taken from RANK/WORLD_SIZE automatically.",
 )
 @click.option("--force", is_flag=True, help="Process files again even if their output exists.")
+@photo_options
 def batch(
     folder: Path,
     output: Path,
@@ -101,6 +103,7 @@ def batch(
     workers: int,
     shard_text: str | None,
     force: bool,
+    max_megapixels: float | None,
 ) -> None:
     """Deblur every image under FOLDER into OUTPUT, keeping the folder tree.
 
@@ -114,6 +117,7 @@ def batch(
       deblur batch photos/ -o restored/ --shard 1/4     # machine 2 of 4
       torchrun --nproc-per-node 8 -m deblur_cli batch photos/ -o restored/
     """
+    max_megapixels = max_megapixels_limit(max_megapixels)  # a bad $DEBLUR_MAX_MEGAPIXELS: now
     shard = parse_shard(shard_text) if shard_text else shard_from_env()
     under_launcher = shard_text is None and shard is not None
     jobs = plan_batch(folder, output, shard=shard)
@@ -157,16 +161,21 @@ def batch(
 
     with progress:
         task = progress.add_task(f"{label}deblurring", total=len(todo), **counts)
-        summary = run_batch(model, todo, quality=quality, workers=workers, on_result=on_result)
+        summary = run_batch(
+            model,
+            todo,
+            quality=quality,
+            workers=workers,
+            max_megapixels=max_megapixels,
+            on_result=on_result,
+        )
     summary.skipped = len(done_before)
     console.print(_summary_table(summary, shard))
     if under_launcher:
         join_ranks()  # exit together: torchrun kills the others when one rank exits non-zero
-    if summary.failed:
-        raise DeblurError(
-            f"{len(summary.failed)} of {len(todo)} file(s) failed (listed above); "
-            "the others were written"
-        )
+    failure = summary.failure()
+    if failure is not None:
+        raise failure
 
 
 COMMANDS = [batch]

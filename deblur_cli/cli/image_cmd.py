@@ -9,8 +9,10 @@ from rich.text import Text
 
 from ..engine import Deblurrer
 from ..errors import InputError
+from ..io.images import max_megapixels_limit
 from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
 from .common import console, describe, model_options, open_model, quality_option
+from .photo_options import photo_options
 
 
 @click.command("image")
@@ -32,6 +34,7 @@ from .common import console, describe, model_options, open_model, quality_option
     help="Also write a labelled before/after picture here (one input only).",
 )
 @click.option("--overwrite", is_flag=True, help="Allow the output to replace the input file.")
+@photo_options
 def image(
     inputs: tuple[Path, ...],
     output: Path | None,
@@ -43,6 +46,7 @@ def image(
     quality: int,
     compare: Path | None,
     overwrite: bool,
+    max_megapixels: float | None,
 ) -> None:
     """Deblur photos: PNG, JPEG, TIFF, WebP or BMP; 8/16-bit, gray and alpha kept.
 
@@ -52,7 +56,12 @@ def image(
       deblur image a.jpg b.jpg -o restored/ --device cuda
       deblur image big.tif --tile 1024 --compare before_after.jpg
     """
+    max_megapixels = max_megapixels_limit(max_megapixels)  # a bad $DEBLUR_MAX_MEGAPIXELS: now
     for path in inputs:
+        if path.is_dir():
+            raise InputError(
+                f"{path}: is a folder; deblur a whole folder with 'deblur batch {path} -o OUT'"
+            )
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     if compare is not None and len(inputs) > 1:
@@ -63,7 +72,7 @@ def image(
         check_not_input(src, dst, overwrite)
         # Decode before loading the model: a bad input costs no model load and prints nothing
         # but its one error line.
-        pixels, info = read_input(src)
+        pixels, info = read_input(src, max_megapixels=max_megapixels)
         if model is None:
             model = open_model(weights, device, precision, tile, overlap)
             console.print(f"[dim]{describe(model)}[/dim]")

@@ -5,6 +5,9 @@ orientation is applied on read so the network sees the upright picture. EXIF (wi
 orientation reset) and the ICC profile are carried to the output through Pillow, which can
 write them for 8-bit JPEG/PNG/WebP/TIFF; 16-bit PNG gets its iCCP/eXIf chunks added directly.
 All writes are atomic. Arrays are RGB(A) order, never BGR, outside this module.
+
+The picture size is read from the file header before anything is decoded, so a 20000x20000
+PNG is refused in milliseconds instead of after gigabytes of decoding (see ``max_megapixels``).
 """
 
 from __future__ import annotations
@@ -23,10 +26,17 @@ from PIL import Image, UnidentifiedImageError
 from ..atomic import atomic_path
 from ..errors import InputError, OutputError
 
+# Our own limit, checked from the header (``check_size``), replaces Pillow's decompression-bomb
+# guard: Pillow would refuse a 180 MP camera file while reading its EXIF, with a traceback.
+Image.MAX_IMAGE_PIXELS = None
+
 cv2.utils.logging.setLogLevel(
     cv2.utils.logging.LOG_LEVEL_SILENT
 )  # OpenCV's own warnings would break the one-line-error promise
 
+MAX_MEGAPIXELS_ENV = "DEBLUR_MAX_MEGAPIXELS"
+DEFAULT_MAX_MEGAPIXELS = 200.0  # admits every camera file short of pixel-shift composites
+OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 ORIENTATION_TAG = 0x0112
 PIL_FORMATS = {
@@ -67,6 +77,136 @@ def _read_bytes(path: Path) -> bytes:
     if not data:
         raise InputError(f"{path}: empty file")
     return data
+
+
+def max_megapixels_limit(value: float | None = None) -> float:
+    """The size limit in megapixels: ``value`` if given, else $DEBLUR_MAX_MEGAPIXELS, else
+    200. 0 means no limit."""
+    if value is None:
+        text = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_MEGAPIXELS
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(
+                f"{MAX_MEGAPIXELS_ENV}={text!r}: expected a number of megapixels (0 = no limit)"
+            ) from None
+    if value < 0 or value != value:
+        raise InputError(f"the megapixel limit must be >= 0 (0 = no limit), not {value}")
+    return float(value)
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def _bmp_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 26:
+        return None
+    if struct.unpack("<I", data[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        return struct.unpack("<HH", data[18:22])
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)  # negative height = rows stored top-down
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    kind = data[12:16]
+    if kind == b"VP8X" and len(data) >= 30:
+        return (
+            int.from_bytes(data[24:27], "little") + 1,
+            int.from_bytes(data[27:30], "little") + 1,
+        )
+    if kind == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if kind == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk the marker segments up to the first start-of-frame (SOF0..SOF15 but DHT, JPG, DAC)."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return (width, height) if height else None  # height 0: given later by DNL
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of the first IFD, classic or BigTIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    head, entry, count_fmt, value_at = (16, 20, "Q", 12) if big else (8, 12, "H", 8)
+    offset = struct.unpack(order + ("Q" if big else "I"), data[8:16] if big else data[4:8])[0]
+    count_size = struct.calcsize(count_fmt)
+    if offset + count_size > len(data) or head > len(data):
+        return None
+    entries = struct.unpack(order + count_fmt, data[offset : offset + count_size])[0]
+    found: dict[int, int] = {}
+    for k in range(min(entries, 4096)):
+        at = offset + count_size + k * entry
+        if at + entry > len(data):
+            break
+        tag, kind = struct.unpack(order + "HH", data[at : at + 4])
+        if tag in (256, 257):
+            value = data[at + value_at : at + entry]
+            fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if fmt is None:
+                return None
+            found[tag] = struct.unpack(order + fmt, value[: struct.calcsize(fmt)])[0]
+    if 256 in found and 257 in found:
+        return found[256], found[257]
+    return None
+
+
+def probe_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of a PNG, JPEG, TIFF, WebP or BMP file, without
+    decoding; None when the header is not one of those or is damaged."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            return _png_size(data)
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_size(data)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_size(data)
+        if data[:2] == b"BM":
+            return _bmp_size(data)
+    except struct.error:
+        return None
+    return None
+
+
+def check_size(path: Path, width: int, height: int, max_megapixels: float | None = None) -> None:
+    """One line saying the size, the limit and how to raise it, for a picture over the limit."""
+    limit = max_megapixels_limit(max_megapixels)
+    megapixels = width * height / 1e6
+    if limit and megapixels > limit:
+        needed = int(megapixels) + 1
+        raise InputError(
+            f"{path}: {width}x{height} is {megapixels:.0f} megapixels, over the limit of "
+            f"{limit:g}; raise it with --max-megapixels {needed} "
+            f"(or {MAX_MEGAPIXELS_ENV}={needed}; 0 = no limit)"
+        )
 
 
 def _check_complete(path: Path, data: bytes) -> None:
@@ -110,14 +250,29 @@ def _read_info(data: bytes) -> ImageInfo:
     return info
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
-    """Decode to RGB/RGBA/gray uint8 or uint16, upright, with the metadata to carry over."""
+def read_image(
+    path: str | os.PathLike, *, max_megapixels: float | None = None
+) -> tuple[np.ndarray, ImageInfo]:
+    """Decode to RGB/RGBA/gray uint8 or uint16, upright, with the metadata to carry over.
+
+    Pictures larger than ``max_megapixels`` (default: $DEBLUR_MAX_MEGAPIXELS or 200; 0 = no
+    limit) are refused from their header, before any decoding."""
     path = Path(path)
     data = _read_bytes(path)
+    size = probe_size(data)
+    if size is not None:
+        check_size(path, *size, max_megapixels)
     _check_complete(path, data)
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
+        if size is not None and size[0] * size[1] > OPENCV_MAX_PIXELS:
+            raise InputError(
+                f"{path}: {size[0]}x{size[1]} is more than OpenCV decodes "
+                f"({OPENCV_MAX_PIXELS / 1e6:.0f} megapixels at most)"
+            )
         raise InputError(f"{path}: not a readable image (corrupt or unsupported format)")
+    if size is None:  # a header we could not read: hold the decoded picture to the same limit
+        check_size(path, pixels.shape[1], pixels.shape[0], max_megapixels)
     if pixels.dtype not in (np.uint8, np.uint16):
         if pixels.dtype == np.float32:  # float TIFF/EXR-style: assume 0..1
             pixels = np.clip(pixels, 0, 1)
