@@ -215,3 +215,12 @@ def test_huge_file_reported_on_its_line_and_the_others_done(tmp_path: Path, weig
     assert "20000x20000 is 400 megapixels, over the limit of 200" in failures[0]
     assert "decompression bomb" not in result.stderr
     assert set(outputs(out)) == {p.relative_to(src).as_posix() for p in made}
+
+
+def test_unwritable_output_fails_before_the_model_loads(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in", 2)
+    (tmp_path / "not_a_folder").write_text("a file")
+    result = batch_cli(tmp_path / "in", "-o", tmp_path / "not_a_folder" / "out",
+                       "--weights", tmp_path / "no-such-weights.safetensors")  # fmt: skip
+    assert result.exit_code == 3, result.stderr  # weights are never looked at (that is 4)
+    assert len(result.stderr.strip().splitlines()) == 1 and "not_a_folder" in result.stderr

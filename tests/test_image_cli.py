@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import cv2
@@ -217,3 +218,83 @@ def test_folder_input_points_to_batch(tmp_path: Path, weights, photo) -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "is a folder" in result.stderr and "deblur batch" in result.stderr
+
+
+def test_several_inputs_one_bad_the_others_written(tmp_path: Path, weights, photo) -> None:
+    """Like ``deblur batch``: an error line per bad file, the rest done, a summary, exit 2."""
+    for name in ("a.jpg", "c.jpg"):
+        Image.fromarray(photo).save(tmp_path / name)
+    (tmp_path / "bad.jpg").write_text("not a picture")
+    out = tmp_path / "out"
+    result = run_cli("image", tmp_path / "a.jpg", tmp_path / "bad.jpg", tmp_path / "missing.jpg",
+                     tmp_path / "c.jpg", "-o", out, "--weights", weights["random"])  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert any("bad.jpg" in line for line in errors)
+    assert any("missing.jpg" in line and "no such file" in line for line in errors)
+    assert "deblurred 2 of 4 file(s)" in result.stderr and "2 failed" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "c.jpg"]
+    for name in ("a.jpg", "c.jpg"):
+        assert np.asarray(Image.open(out / name)).shape == (64, 96, 3)
+
+
+def _a_file_in_the_way(tmp_path: Path) -> Path:
+    """A folder that cannot be created (a file has its name): unwritable even for root."""
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file")
+    return blocker / "out"
+
+
+def test_unwritable_output_fails_before_the_model_loads(tmp_path: Path, photo) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(photo).save(src)
+    never = tmp_path / "no-such-weights.safetensors"  # loading it would exit 4
+    result = run_cli("image", src, "-o", _a_file_in_the_way(tmp_path) / "a.png", "--weights", never)
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "not_a_folder" in result.stderr
+    several = run_cli("image", src, src, "-o", _a_file_in_the_way(tmp_path), "--weights", never)
+    assert several.returncode == 3, several.stderr
+    assert len(several.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_fails_before_the_model_loads(tmp_path: Path, photo) -> None:
+    src, locked = tmp_path / "a.png", tmp_path / "locked"
+    Image.fromarray(photo).save(src)
+    locked.mkdir(mode=0o555)
+    never = tmp_path / "no-such-weights.safetensors"
+    result = run_cli("image", src, "-o", locked / "a.png", "--weights", never)
+    assert result.returncode == 3 and "locked" in result.stderr, result.stderr
+
+
+def test_compare_unwritable_writes_neither(tmp_path: Path, weights, photo) -> None:
+    src, dst = tmp_path / "a.png", tmp_path / "out.png"
+    Image.fromarray(photo).save(src)
+    blocked = _a_file_in_the_way(tmp_path) / "ab.png"
+    result = run_cli("image", src, "-o", dst, "--compare", blocked, "--weights",
+                     tmp_path / "no-such-weights.safetensors")  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not dst.exists()
+    code, err = deblur(
+        "image", src, "-o", dst, "--compare", tmp_path, "--weights", weights["random"]
+    )  # fmt: skip  (a folder is no picture name)
+    assert code == 3 and "is a folder" in err and not dst.exists()
+
+
+def test_files_written_together_or_not_at_all(tmp_path: Path) -> None:
+    """The rename of the second file fails: the first is rolled back to what it was."""
+    from deblur_cli.errors import OutputError
+    from deblur_cli.io.images import write_files_together
+
+    first, second = tmp_path / "main.png", tmp_path / "compare.png"
+    first.write_bytes(b"previous result")
+    second.mkdir()  # a folder where the second file should go: its rename must fail
+    (second / "keep").write_text("x")
+    with pytest.raises(OutputError):
+        write_files_together([(first, b"new result"), (second, b"new compare")])
+    assert first.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.png", "main.png"]
+    write_files_together([(first, b"new result"), (tmp_path / "ab.png", b"new compare")])
+    assert first.read_bytes() == b"new result" and (tmp_path / "ab.png").is_file()

@@ -12,10 +12,13 @@ PNG is refused in milliseconds instead of after gigabytes of decoding (see ``max
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import atomic_path
+from ..atomic import _UMASK, atomic_path
 from ..errors import InputError, OutputError
 
 # Our own limit, checked from the header (``check_size``), replaces Pillow's decompression-bomb
@@ -37,6 +40,13 @@ cv2.utils.logging.setLogLevel(
 MAX_MEGAPIXELS_ENV = "DEBLUR_MAX_MEGAPIXELS"
 DEFAULT_MAX_MEGAPIXELS = 200.0  # admits every camera file short of pixel-shift composites
 OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
+# --png-compression: (zlib level, strategy). Z_RLE at level 1 is as small as the default
+# strategy at level 6 on photos, at a third of its time (benchmarks/bench_io.py).
+PNG_COMPRESSION = {
+    "fast": (1, cv2.IMWRITE_PNG_STRATEGY_RLE),
+    "small": (9, cv2.IMWRITE_PNG_STRATEGY_DEFAULT),
+}
+OUTPUT_FORMATS = {"keep": "", "png": ".png", "jpg": ".jpg", "webp": ".webp", "tif": ".tif"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 ORIENTATION_TAG = 0x0112
 PIL_FORMATS = {
@@ -305,23 +315,69 @@ def _add_png_metadata(png: bytes, info: ImageInfo) -> bytes:
     return png[:ihdr_end] + chunks + png[ihdr_end:]
 
 
+def _to_8bit(pixels: np.ndarray) -> np.ndarray:
+    return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
+    """JPEG has no alpha: composite onto white, as a viewer shows a transparent picture,
+    rather than expose whatever colour the transparent pixels happen to hold."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def _encode_png(pixels: np.ndarray, info: ImageInfo, compression: str) -> bytes:
+    """OpenCV's libpng for every depth and channel count (the fastest path measured, see
+    benchmarks/bench_io.py), with the ICC profile and EXIF added as chunks."""
+    if compression not in PNG_COMPRESSION:
+        raise OutputError(
+            f"unknown PNG compression {compression!r} (use {', '.join(PNG_COMPRESSION)})"
+        )
+    level, strategy = PNG_COMPRESSION[compression]
+    params = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, strategy]
+    ok, encoded = cv2.imencode(".png", _to_bgr(pixels), params)
+    if not ok:
+        raise OutputError(f"OpenCV cannot encode {pixels.dtype} PNG")
+    return _add_png_metadata(encoded.tobytes(), info)
+
+
+def _to_bgr(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
+    return pixels
+
+
 def encode_image(
-    pixels: np.ndarray, suffix: str, info: ImageInfo | None = None, quality: int = 95
+    pixels: np.ndarray,
+    suffix: str,
+    info: ImageInfo | None = None,
+    quality: int = 95,
+    png_compression: str = "fast",
 ) -> bytes:
-    """Encode in the format named by ``suffix``, with EXIF/ICC where the format allows."""
+    """Encode in the format named by ``suffix``, with EXIF/ICC where the format allows.
+
+    PNG and TIFF keep 16 bits and alpha; JPEG, WebP and BMP are 8-bit (16-bit is rounded);
+    JPEG has no alpha, so a transparent picture is composited onto white.
+    ``png_compression``: "fast" (zlib level 1, run-length strategy: about the size of
+    level 6 at a third of its time) or "small" (level 9: a few % smaller, ~20x slower).
+    """
     suffix = suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
         raise OutputError(
             f"unsupported output format {suffix!r} (use {', '.join(IMAGE_EXTENSIONS)})"
         )
     info = info or ImageInfo()
+    if suffix == ".png":
+        return _encode_png(pixels, info, png_compression)
     if pixels.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
-        pixels = (pixels.astype(np.uint32) * 255 + 32767) // 65535
-        pixels = pixels.astype(np.uint8)
+        pixels = _to_8bit(pixels)
+    if suffix in (".jpg", ".jpeg") and pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = _flatten_on_white(pixels)
     if pixels.dtype == np.uint8 and suffix != ".bmp":
         image = Image.fromarray(pixels)
-        if suffix in (".jpg", ".jpeg") and image.mode == "RGBA":
-            image = image.convert("RGB")  # JPEG has no alpha
         kwargs: dict = {}
         if info.icc_profile:
             kwargs["icc_profile"] = info.icc_profile
@@ -336,18 +392,10 @@ def encode_image(
         buffer = io.BytesIO()
         image.save(buffer, format=PIL_FORMATS[suffix], **kwargs)
         return buffer.getvalue()
-    bgr = pixels
-    if pixels.ndim == 3 and pixels.shape[2] == 3:
-        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-    elif pixels.ndim == 3 and pixels.shape[2] == 4:
-        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
-    ok, encoded = cv2.imencode(suffix, bgr)
+    ok, encoded = cv2.imencode(suffix, _to_bgr(pixels))
     if not ok:
         raise OutputError(f"OpenCV cannot encode {pixels.dtype} {suffix}")
-    data = encoded.tobytes()
-    if suffix == ".png":
-        data = _add_png_metadata(data, info)
-    return data
+    return encoded.tobytes()
 
 
 def write_image(
@@ -356,13 +404,74 @@ def write_image(
     info: ImageInfo | None = None,
     *,
     quality: int = 95,
+    png_compression: str = "fast",
 ) -> Path:
     """Encode fully in memory, then write atomically: never a half-written file."""
     path = Path(path)
-    data = encode_image(pixels, path.suffix or ".png", info, quality)
+    data = encode_image(pixels, path.suffix or ".png", info, quality, png_compression)
     try:
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror}") from None
     return path
+
+
+def _stage(target: Path, data: bytes) -> Path:
+    """``data`` in a synced temporary beside ``target``, named as atomic_path names them (so
+    ``deblur batch`` recognises one a crash left behind)."""
+    folder = target.parent if str(target.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
+    )
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(name, 0o666 & ~_UMASK)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return Path(name)
+
+
+def write_files_together(files: Sequence[tuple[str | os.PathLike, bytes]]) -> None:
+    """Write every file or none: all are staged as temporaries first, then renamed into
+    place; if a rename fails, the files already renamed are put back as they were."""
+    staged: list[tuple[Path, Path]] = []
+    moved: list[tuple[Path, Path | None]] = []  # (target, the previous file's backup)
+    try:
+        for target, data in files:
+            staged.append((Path(target), _stage(Path(target), data)))
+        for target, tmp in staged:
+            backup = None
+            if target.exists():
+                backup = _stage(target, b"")  # a free name beside it
+                try:
+                    os.replace(target, backup)
+                except OSError:
+                    backup.unlink()
+                    raise
+            moved.append((target, backup))
+            os.replace(tmp, target)
+    except BaseException as err:
+        for target, backup in reversed(moved):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, target)
+                elif target.exists():
+                    target.unlink()
+        for _target, tmp in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(err, OSError):
+            where = err.filename or (staged[-1][0] if staged else "output")
+            raise OutputError(f"cannot write {where}: {err.strerror}") from None
+        raise
+    for _target, backup in moved:
+        if backup is not None:
+            with contextlib.suppress(OSError):
+                backup.unlink()
