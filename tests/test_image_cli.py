@@ -16,6 +16,7 @@ from photo_helpers import data_file, identity_weights, random_weights, run_deblu
 from PIL import Image, ImageCms, ImageOps
 
 from deblur_cli.cli import main
+from deblur_cli.io.images import ImageInfo, write_image
 
 
 @pytest.fixture(scope="module")
@@ -298,3 +299,84 @@ def test_files_written_together_or_not_at_all(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.png", "main.png"]
     write_files_together([(first, b"new result"), (tmp_path / "ab.png", b"new compare")])
     assert first.read_bytes() == b"new result" and (tmp_path / "ab.png").is_file()
+
+
+def test_format_for_several_inputs(tmp_path: Path, weights, photo) -> None:
+    """jpg: 8-bit, alpha composited onto white; tif: 16 bits kept; webp: 8-bit with alpha."""
+    rgba = tmp_path / "rgba.png"
+    alpha = np.zeros((64, 96), np.uint8)
+    alpha[:, 48:] = 255  # left half fully transparent (and black underneath)
+    Image.fromarray(np.dstack([photo, alpha]), "RGBA").save(rgba)
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), cv2.cvtColor(photo.astype(np.uint16) * 257, cv2.COLOR_RGB2BGR))
+    identity = ["--weights", weights["identity"], "--precision", "fp32"]
+
+    code, err = deblur("image", rgba, deep, "-o", tmp_path / "jpg", "--format", "jpg", *identity)
+    assert code == 0, err
+    flat = np.asarray(Image.open(tmp_path / "jpg" / "rgba.jpg"))
+    assert flat.shape == (64, 96, 3)
+    assert flat[:, :40].min() >= 250  # transparent → white, not the black behind it
+    assert np.abs(flat[:, 56:].astype(int) - photo[:, 56:]).mean() < 3
+    assert Image.open(tmp_path / "jpg" / "deep.jpg").mode == "RGB"
+
+    code, err = deblur("image", rgba, deep, "-o", tmp_path / "tif", "--format", "tif", *identity)
+    assert code == 0, err
+    out = cv2.imread(str(tmp_path / "tif" / "deep.tif"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and np.array_equal(out[..., ::-1], photo.astype(np.uint16) * 257)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "tif" / "rgba.tif"))[..., 3], alpha)
+
+    code, err = deblur("image", rgba, "--format", "webp", "--quality", "100", *identity)
+    assert code == 0, err
+    webp = Image.open(tmp_path / "rgba_deblurred.webp")
+    assert webp.mode == "RGBA" and np.array_equal(np.asarray(webp)[..., 3], alpha)
+
+
+def test_format_contradicting_output_name_refused(tmp_path: Path, weights, photo) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(photo).save(src)
+    code, err = deblur("image", src, "-o", tmp_path / "b.png", "--format", "jpg",
+                       "--weights", weights["random"])  # fmt: skip
+    assert code == 2 and "--format" in err and not (tmp_path / "b.png").exists()
+    code, err = deblur("image", src, "-o", tmp_path / "b.jpeg", "--format", "jpg",
+                       "--weights", weights["random"])  # fmt: skip
+    assert code == 0, err
+
+
+def test_png_compression_fast_and_small_keep_metadata_depth_and_alpha(
+    tmp_path: Path, weights, photo
+) -> None:
+    """PNG goes through OpenCV's encoder (fast); ICC and EXIF must still be carried, for
+    16-bit and alpha too, and 'small' must give the same pixels in fewer bytes."""
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x013B] = "A. Photographer"
+    frame = sorted(data_file("eval", "gopro_style_train_scenes", "sharp").glob("*.png"))[0]
+    real = np.asarray(Image.open(frame).convert("RGB"))[:256, :384]
+    rgba = tmp_path / "rgba.png"
+    alpha = np.tile(np.linspace(0, 255, 384, dtype=np.uint8), (256, 1))
+    picture = Image.fromarray(np.dstack([real, alpha]), "RGBA")
+    picture.save(rgba, icc_profile=icc, exif=exif.tobytes())
+    identity = ["--weights", weights["identity"], "--precision", "fp32"]
+    sizes = {}
+    for mode in ("fast", "small"):
+        dst = tmp_path / mode / "rgba.png"
+        code, err = deblur("image", rgba, "-o", dst, "--png-compression", mode, *identity)
+        assert code == 0, err
+        with Image.open(dst) as out:
+            assert out.mode == "RGBA" and out.info.get("icc_profile") == icc
+            assert out.getexif().get(0x013B) == "A. Photographer"
+            assert np.array_equal(np.asarray(out), np.dstack([real, alpha]))
+        sizes[mode] = dst.stat().st_size
+    assert sizes["small"] < sizes["fast"]
+
+    deep = tmp_path / "deep.png"  # 16-bit with the same metadata
+    write_image(deep, real.astype(np.uint16) * 257, ImageInfo(exif.tobytes(), icc))
+    code, err = deblur("image", deep, "-o", tmp_path / "deep_out.png", *identity)
+    assert code == 0, err
+    with Image.open(tmp_path / "deep_out.png") as out:
+        assert out.info.get("icc_profile") == icc
+        assert out.getexif().get(0x013B) == "A. Photographer"
+    pixels = cv2.imread(str(tmp_path / "deep_out.png"), cv2.IMREAD_UNCHANGED)
+    assert pixels.dtype == np.uint16 and np.array_equal(
+        pixels[..., ::-1], real.astype(np.uint16) * 257
+    )
