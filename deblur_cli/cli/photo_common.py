@@ -50,8 +50,9 @@ png_compression_option = click.option(
     type=click.Choice(["fast", "small"]),
     default="fast",
     show_default=True,
-    help="fast: zlib level 1 with run-length strategy (about the size of Pillow's default, "
-    "a third of its time); small: level 9, a few % smaller and ~20x slower.",
+    help="fast: zlib level 1, run-length strategy, 'up' filter (5-10x faster than "
+    "Pillow's default, files 0-15% larger); small: level 9 with adaptive filters (a few % "
+    "smaller than Pillow's default, ~20x slower than fast).",
 )
 
 
