@@ -16,7 +16,7 @@ from photo_helpers import data_file, identity_weights, random_weights, run_deblu
 from PIL import Image, ImageCms, ImageOps
 
 from deblur_cli.cli import main
-from deblur_cli.io.images import ImageInfo, write_image
+from deblur_cli.io.images import ImageInfo, read_image, write_image
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +308,8 @@ def test_format_for_several_inputs(tmp_path: Path, weights, photo) -> None:
     alpha[:, 48:] = 255  # left half fully transparent (and black underneath)
     Image.fromarray(np.dstack([photo, alpha]), "RGBA").save(rgba)
     deep = tmp_path / "deep.png"
-    cv2.imwrite(str(deep), cv2.cvtColor(photo.astype(np.uint16) * 257, cv2.COLOR_RGB2BGR))
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    write_image(deep, photo.astype(np.uint16) * 257, ImageInfo(icc_profile=icc))
     identity = ["--weights", weights["identity"], "--precision", "fp32"]
 
     code, err = deblur("image", rgba, deep, "-o", tmp_path / "jpg", "--format", "jpg", *identity)
@@ -323,6 +324,7 @@ def test_format_for_several_inputs(tmp_path: Path, weights, photo) -> None:
     assert code == 0, err
     out = cv2.imread(str(tmp_path / "tif" / "deep.tif"), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and np.array_equal(out[..., ::-1], photo.astype(np.uint16) * 257)
+    assert read_image(tmp_path / "tif" / "deep.tif")[1].icc_profile == icc  # 16-bit tif too
     assert np.array_equal(np.asarray(Image.open(tmp_path / "tif" / "rgba.tif"))[..., 3], alpha)
 
     code, err = deblur("image", rgba, "--format", "webp", "--quality", "100", *identity)

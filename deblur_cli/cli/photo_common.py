@@ -43,7 +43,7 @@ format_option = click.option(
     show_default=True,
     help="Output format: keep each input's, or write all as one. png/tif keep 16 bits and "
     "alpha; webp is 8-bit with alpha; jpg is 8-bit and has no alpha (transparent pictures "
-    "are composited onto white). EXIF and ICC are kept in all but 16-bit tif.",
+    "are composited onto white). ICC is kept in every format, EXIF in all but 16-bit tif.",
 )
 png_compression_option = click.option(
     "--png-compression",

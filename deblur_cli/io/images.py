@@ -2,12 +2,14 @@
 
 Pixels are decoded by OpenCV (8- and 16-bit, gray, alpha; PNG, JPEG, TIFF, WebP, BMP). EXIF
 orientation is applied on read so the network sees the upright picture. EXIF (with the
-orientation reset) and the ICC profile are carried to the output through Pillow, which can
-write them for 8-bit JPEG/PNG/WebP/TIFF; 16-bit PNG gets its iCCP/eXIf chunks added directly.
+orientation reset) and the ICC profile are carried to the output: PNG of any depth is encoded
+by OpenCV (the fastest path) and gets iCCP/eXIf chunks added here; 8-bit JPEG/WebP/TIFF go
+through Pillow, which writes both; 16-bit TIFF gets its ICC tag added here (no EXIF).
 All writes are atomic. Arrays are RGB(A) order, never BGR, outside this module.
 
 The picture size is read from the file header before anything is decoded, so a 20000x20000
-PNG is refused in milliseconds instead of after gigabytes of decoding (see ``max_megapixels``).
+PNG is refused in milliseconds instead of after gigabytes of decoding
+(see ``max_megapixels_limit``).
 """
 
 from __future__ import annotations
@@ -361,6 +363,27 @@ def _to_bgr(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
+def _add_tiff_icc(tiff: bytes, icc: bytes) -> bytes:
+    """Give a classic TIFF an ICC profile (tag 34675): a copy of its first IFD with the tag
+    added is appended and the header pointed at it (OpenCV's TIFF writer has no metadata)."""
+    order = "<" if tiff[:2] == b"II" else ">"
+    if struct.unpack(order + "H", tiff[2:4])[0] != 42:
+        return tiff  # BigTIFF: left as written
+    offset = struct.unpack(order + "I", tiff[4:8])[0]
+    count = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
+    entries = [tiff[offset + 2 + 12 * k : offset + 14 + 12 * k] for k in range(count)]
+    next_ifd = tiff[offset + 2 + 12 * count : offset + 6 + 12 * count]
+    body = tiff + b"\x00" * (len(tiff) % 2)  # TIFF offsets are word-aligned
+    icc_at = len(body)
+    body += icc + b"\x00" * (len(icc) % 2)
+    icc_entry = struct.pack(order + "HHII", 34675, 7, len(icc), icc_at)  # 7 = UNDEFINED
+    entries = [e for e in entries if struct.unpack(order + "H", e[:2])[0] != 34675]
+    entries = sorted([*entries, icc_entry], key=lambda e: struct.unpack(order + "H", e[:2])[0])
+    ifd_at = len(body)
+    body += struct.pack(order + "H", len(entries)) + b"".join(entries) + next_ifd
+    return body[:4] + struct.pack(order + "I", ifd_at) + body[8:]
+
+
 def encode_image(
     pixels: np.ndarray,
     suffix: str,
@@ -406,6 +429,8 @@ def encode_image(
     ok, encoded = cv2.imencode(suffix, _to_bgr(pixels))
     if not ok:
         raise OutputError(f"OpenCV cannot encode {pixels.dtype} {suffix}")
+    if suffix in (".tif", ".tiff") and info.icc_profile:
+        return _add_tiff_icc(encoded.tobytes(), info.icc_profile)
     return encoded.tobytes()
 
 
