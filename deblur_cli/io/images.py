@@ -43,9 +43,9 @@ MAX_MEGAPIXELS_ENV = "DEBLUR_MAX_MEGAPIXELS"
 DEFAULT_MAX_MEGAPIXELS = 200.0  # admits every camera file short of pixel-shift composites
 OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
 # --png-compression, as OpenCV PNG parameters. fast: zlib level 1 with the run-length
-# strategy and the "up" row filter, 5-10x faster than Pillow's default (level 6, adaptive
-# filters) for files 0-15 % larger; small: level 9 with libpng's adaptive filters, a few %
-# smaller than Pillow's default at ~5x its time (benchmarks/bench_io.py).
+# strategy and the "up" row filter, 8x faster than Pillow's default (level 6, adaptive
+# filters) for files ~6 % larger; small: level 9 with libpng's adaptive filters, a few %
+# smaller than Pillow's default at ~9x its time (benchmarks/bench_io.py).
 _UP_FILTER = (
     [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
     if hasattr(cv2, "IMWRITE_PNG_FILTER")  # OpenCV >= 4.10; older ones pick the filters
@@ -396,7 +396,7 @@ def encode_image(
     PNG and TIFF keep 16 bits and alpha; JPEG, WebP and BMP are 8-bit (16-bit is rounded);
     JPEG has no alpha, so a transparent picture is composited onto white.
     ``png_compression``: "fast" (zlib level 1, run-length strategy, "up" filter) or "small"
-    (level 9, adaptive filters: ~10-15 % smaller, ~20x slower); see PNG_COMPRESSION.
+    (level 9, adaptive filters: ~10 % smaller, ~70x slower); see PNG_COMPRESSION.
     """
     suffix = suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
