@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.text import Text
@@ -93,7 +94,15 @@ def _check_input(src: Path) -> None:
         raise InputError(f"{src}: no such file")
 
 
-def _one(src, dst, model_args, compare, overwrite, max_megapixels, settings) -> None:
+def _one(
+    src: Path,
+    dst: Path,
+    model_args: tuple,
+    compare: Path | None,
+    overwrite: bool,
+    max_megapixels: float,
+    settings: dict[str, Any],
+) -> None:
     """One photo: every check (input, both outputs) before the model loads."""
     from ..photos import check_not_input, check_writable, deblur_decoded, read_input
 
@@ -108,7 +117,15 @@ def _one(src, dst, model_args, compare, overwrite, max_megapixels, settings) -> 
     console.print(Text(f"{src} → {dst} ({pixels.shape[1]}x{pixels.shape[0]})"), soft_wrap=True)
 
 
-def _several(jobs, folder, model_args, overwrite, max_megapixels, workers, settings) -> None:
+def _several(
+    jobs: list[tuple[Path, Path]],
+    folder: Path | None,
+    model_args: tuple,
+    overwrite: bool,
+    max_megapixels: float,
+    workers: int,
+    settings: dict[str, Any],
+) -> None:
     """Several photos through batch's loop: each bad file on its own ``error:`` line, the
     others written, a one-line summary, and a non-zero exit if any failed."""
     from ..batch import BatchSummary, Job, failed_result
