@@ -10,6 +10,7 @@ rerun after a crash or SIGKILL simply skips what is already there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections import deque
@@ -24,7 +25,7 @@ import numpy as np
 from .engine import Deblurrer, deblur_array
 from .errors import DeblurError, InputError, OutputError
 from .io.images import IMAGE_EXTENSIONS, ImageInfo, write_image
-from .photos import read_input
+from .photos import check_unique_outputs, check_writable, read_input, with_format
 
 TMP_MARK = ".tmp"  # atomic_path names temporaries ".STEM.RANDOM.tmpSUFFIX"
 
@@ -143,8 +144,10 @@ def plan_batch(
     out_root: str | os.PathLike,
     *,
     shard: Shard | None = None,
+    output_format: str = "keep",
 ) -> list[Job]:
-    """This shard's (input, output) pairs; the output tree mirrors the input tree."""
+    """This shard's (input, output) pairs; the output tree mirrors the input tree, and
+    ``output_format`` (keep | png | jpg | webp | tif) picks the outputs' suffix."""
     root, out_root = Path(root), Path(out_root)
     if out_root.exists() and not out_root.is_dir():
         raise OutputError(f"{out_root}: exists and is not a folder")
@@ -156,8 +159,17 @@ def plan_batch(
     sources = find_images(root, exclude=out_root)
     if not sources:
         raise InputError(f"{root}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
-    jobs = [Job(src, out_root / src.relative_to(root)) for src in sources]
+    jobs = [
+        Job(src, with_format(out_root / src.relative_to(root), output_format)) for src in sources
+    ]
+    check_unique_outputs((job.src, job.dst) for job in jobs)
     return (shard or Shard()).take(jobs)
+
+
+def check_output_root(out_root: str | os.PathLike) -> None:
+    """The output folder (or the nearest existing folder above it) takes new files: checked
+    before the model loads, so a read-only destination costs nothing."""
+    check_writable([Path(out_root) / "any-output"])
 
 
 def _temp_target(tmp: Path) -> Path | None:
@@ -199,6 +211,7 @@ class FileResult:
     status: str  # "done" | "failed"
     megapixels: float = 0.0
     error: str | None = None
+    exit_code: int = 0  # the code this failure alone would exit with (2 input, 3 output...)
 
 
 @dataclass
@@ -218,6 +231,19 @@ class BatchSummary:
     def megapixels_per_s(self) -> float:
         return self.megapixels / self.seconds if self.seconds > 0 else 0.0
 
+    def failure(self) -> DeblurError | None:
+        """The error to exit with when files failed: their common exit code (2 when every
+        failure was a bad input), else 1."""
+        if not self.failed:
+            return None
+        err = DeblurError(
+            f"{len(self.failed)} of {self.total} file(s) failed (listed above); "
+            "the others were written"
+        )
+        codes = {result.exit_code for result in self.failed}
+        err.exit_code = codes.pop() if len(codes) == 1 and 0 not in codes else 1
+        return err
+
 
 def split_done(jobs: list[Job], force: bool = False) -> tuple[list[Job], list[Job]]:
     """(to do, already done): an existing output is complete because writes are atomic."""
@@ -226,6 +252,17 @@ def split_done(jobs: list[Job], force: bool = False) -> tuple[list[Job], list[Jo
     todo = [job for job in jobs if not job.dst.exists()]
     done = [job for job in jobs if job.dst.exists()]
     return todo, done
+
+
+def _exit_code(err: BaseException) -> int:
+    if isinstance(err, DeblurError):
+        return err.exit_code
+    return 5 if isinstance(err, MemoryError) else 1
+
+
+def failed_result(job: Job, err: BaseException) -> FileResult:
+    """How ``err`` is reported for ``job``: one line naming the file, and its exit code."""
+    return FileResult(job, "failed", error=_message(err, job), exit_code=_exit_code(err))
 
 
 def _message(err: BaseException, job: Job) -> str:
@@ -246,7 +283,9 @@ def run_batch(
     jobs: list[Job],
     *,
     quality: int = 95,
+    png_compression: str = "fast",
     workers: int = 2,
+    max_megapixels: float | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> BatchSummary:
     """Deblur ``jobs`` in order. Decoding runs ahead and encoding trails behind in worker
@@ -271,13 +310,15 @@ def run_batch(
     reads: deque[tuple[Job, Future[Decoded]]] = deque()
     writes: deque[tuple[Job, float, Future[Path]]] = deque()
     pending = iter(jobs)
+    read = functools.partial(read_input, max_megapixels=max_megapixels)
+    write = functools.partial(write_image, quality=quality, png_compression=png_compression)
 
     def refill() -> None:
         while len(reads) < workers + 1:
             job = next(pending, None)
             if job is None:
                 return
-            reads.append((job, readers.submit(read_input, job.src)))
+            reads.append((job, readers.submit(read, job.src)))
 
     def drain(limit: int) -> None:
         while writes and (len(writes) > limit or writes[0][2].done()):
@@ -285,7 +326,7 @@ def run_batch(
             try:
                 future.result()
             except Exception as err:  # one bad file must not stop the batch
-                record(FileResult(job, "failed", error=_message(err, job)))
+                record(failed_result(job, err))
             else:
                 record(FileResult(job, "done", megapixels=mp))
 
@@ -298,13 +339,11 @@ def run_batch(
                 pixels, info = future.result()
                 result = deblur_array(model, pixels)
             except Exception as err:  # reported, then on to the next file
-                record(FileResult(job, "failed", error=_message(err, job)))
+                record(failed_result(job, err))
             else:
                 mp = pixels.shape[0] * pixels.shape[1] / 1e6
                 del pixels
-                writes.append(
-                    (job, mp, writers.submit(write_image, job.dst, result, info, quality=quality))
-                )
+                writes.append((job, mp, writers.submit(write, job.dst, result, info)))
             drain(limit=workers)
         drain(limit=0)
     finally:

@@ -6,7 +6,8 @@ This is the library behind ``deblur image`` and ``deblur batch``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -14,34 +15,95 @@ import numpy as np
 
 from .engine import Deblurrer, deblur_array
 from .errors import InputError, OutputError
-from .io.images import IMAGE_EXTENSIONS, ImageInfo, read_image, write_image
+from .io.images import (
+    IMAGE_EXTENSIONS,
+    OUTPUT_FORMATS,
+    ImageInfo,
+    encode_image,
+    read_image,
+    write_files_together,
+)
 
 SUFFIX = "_deblurred"
 
 
-def default_output(path: Path) -> Path:
+def with_format(path: Path, output_format: str = "keep") -> Path:
+    """``path`` with the suffix of ``output_format`` (keep | png | jpg | webp | tif)."""
+    if output_format not in OUTPUT_FORMATS:
+        raise InputError(
+            f"unknown output format {output_format!r} (use {', '.join(OUTPUT_FORMATS)})"
+        )
+    suffix = OUTPUT_FORMATS[output_format]
+    return path.with_suffix(suffix) if suffix else path
+
+
+def default_output(path: Path, output_format: str = "keep") -> Path:
     """``photo.jpg`` → ``photo_deblurred.jpg`` beside it (videos too: same container)."""
-    return path.with_name(f"{path.stem}{SUFFIX}{path.suffix}")
+    return with_format(path.with_name(f"{path.stem}{SUFFIX}{path.suffix}"), output_format)
 
 
-def plan_outputs(inputs: list[Path], output: Path | None) -> list[tuple[Path, Path]]:
+def check_unique_outputs(pairs: Iterable[tuple[Path, Path]]) -> None:
+    """Two inputs must not write the same output (``a.jpg`` and ``a.png`` with --format png)."""
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        if dst in seen:
+            raise OutputError(
+                f"{seen[dst]} and {src} would both be written to {dst}: give them separate "
+                "folders, or keep their formats (--format keep)"
+            )
+        seen[dst] = src
+
+
+def plan_outputs(
+    inputs: list[Path], output: Path | None, output_format: str = "keep"
+) -> list[tuple[Path, Path]]:
     """One place decides output paths: a file for one input, a folder for several."""
     if output is None:
-        return [(p, default_output(p)) for p in inputs]
+        pairs = [(p, default_output(p, output_format)) for p in inputs]
+        check_unique_outputs(pairs)
+        return pairs
     is_folder = output.is_dir() or len(inputs) > 1 or not output.suffix
     if not is_folder:
         if output.suffix.lower() not in IMAGE_EXTENSIONS:
             raise OutputError(f"{output}: unsupported output format {output.suffix!r}")
+        suffix = {".jpeg": ".jpg", ".tiff": ".tif"}.get(
+            output.suffix.lower(), output.suffix.lower()
+        )
+        if output_format != "keep" and OUTPUT_FORMATS.get(output_format) != suffix:
+            raise InputError(
+                f"-o {output} names a {output.suffix} file but --format is "
+                f"{output_format}: drop one of them"
+            )
         return [(inputs[0], output)]
     if output.exists() and not output.is_dir():
         raise OutputError(f"{output}: exists and is not a folder")
-    names = [p.name for p in inputs]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise OutputError(
-            f"several inputs are named {sorted(dupes)[0]}: give them separate folders"
-        )
-    return [(p, output / p.name) for p in inputs]
+    pairs = [(p, with_format(output / p.name, output_format)) for p in inputs]
+    check_unique_outputs(pairs)
+    return pairs
+
+
+def check_writable(destinations: Iterable[str | os.PathLike]) -> None:
+    """Fail before any work when an output cannot be written: each destination's folder (or
+    the nearest one that exists, as the folders are made on the way) must take a new file."""
+    checked: set[Path] = set()
+    for destination in destinations:
+        destination = Path(destination)
+        if destination.is_dir():
+            raise OutputError(f"{destination}: is a folder, not an output file")
+        folder = destination.parent if str(destination.parent) else Path(".")
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if folder in checked:
+            continue
+        checked.add(folder)
+        if not folder.is_dir():
+            raise OutputError(f"cannot write {destination}: {folder} is not a folder")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".deblur-write-check.", dir=folder)
+        except OSError as err:
+            raise OutputError(f"cannot write to {folder}: {err.strerror}") from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 def check_not_input(src: Path, dst: Path, overwrite: bool) -> None:
@@ -53,9 +115,11 @@ def check_not_input(src: Path, dst: Path, overwrite: bool) -> None:
         raise OutputError(f"{dst} is the input; pass --overwrite to replace it on purpose")
 
 
-def read_input(src: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+def read_input(
+    src: str | os.PathLike, *, max_megapixels: float | None = None
+) -> tuple[np.ndarray, ImageInfo]:
     """Decode an input and reject what the network cannot use, before any model work."""
-    pixels, info = read_image(src)
+    pixels, info = read_image(src, max_megapixels=max_megapixels)
     if min(pixels.shape[:2]) < 8:
         raise InputError(f"{src}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
     return pixels, info
@@ -67,14 +131,25 @@ def deblur_file(
     dst: str | os.PathLike,
     *,
     quality: int = 95,
+    png_compression: str = "fast",
     overwrite: bool = False,
     compare: str | os.PathLike | None = None,
+    max_megapixels: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read, deblur and atomically write one image, keeping depth, alpha and metadata."""
     src, dst = Path(src), Path(dst)
     check_not_input(src, dst, overwrite)
-    pixels, info = read_input(src)
-    result = deblur_decoded(model, pixels, info, dst, quality=quality, compare=compare)
+    check_writable([dst] if compare is None else [dst, compare])
+    pixels, info = read_input(src, max_megapixels=max_megapixels)
+    result = deblur_decoded(
+        model,
+        pixels,
+        info,
+        dst,
+        quality=quality,
+        png_compression=png_compression,
+        compare=compare,
+    )
     return pixels, result
 
 
@@ -85,15 +160,24 @@ def deblur_decoded(
     dst: str | os.PathLike,
     *,
     quality: int = 95,
+    png_compression: str = "fast",
     compare: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """The second half of :func:`deblur_file`, for callers that decode first (so that a bad
-    input fails before the model is even loaded). ``progress(done, total)`` sees the tiles."""
+    input fails before the model is even loaded). With ``compare``, both pictures are
+    written or neither."""
+    dst = Path(dst)
     result = deblur_array(model, pixels, progress=progress)
-    write_image(dst, result, info, quality=quality)
+    files = [(dst, encode_image(result, dst.suffix, info, quality, png_compression))]
     if compare is not None:
-        write_image(compare, side_by_side(pixels, result), ImageInfo(icc_profile=info.icc_profile))
+        compare = Path(compare)
+        picture = side_by_side(pixels, result)
+        compare_info = ImageInfo(icc_profile=info.icc_profile)
+        files.append(
+            (compare, encode_image(picture, compare.suffix, compare_info, quality, png_compression))
+        )
+    write_files_together(files)
     return result
 
 

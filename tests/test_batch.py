@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from huge_images import huge_png
 from photo_helpers import data_file, random_weights
 from PIL import Image
 
@@ -201,3 +202,63 @@ def test_outputs_written_by_run_batch_decode(tmp_path: Path, weights: Path) -> N
     assert summary.megapixels == pytest.approx(4 * 96 * 64 / 1e6)
     for job in jobs:
         assert np.asarray(Image.open(job.dst)).shape[:2] == (64, 96)
+
+
+def test_huge_file_reported_on_its_line_and_the_others_done(tmp_path: Path, weights: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    made = make_tree(src, 3)
+    huge_png(src / "a" / "huge.png")
+    result = batch_cli(src, "-o", out, "--weights", weights)
+    assert result.exit_code == 2, result.stderr
+    failures = [line for line in result.stderr.splitlines() if "huge.png" in line]
+    assert len(failures) == 1 and failures[0].startswith("error:")
+    assert "20000x20000 is 400 megapixels, over the limit of 200" in failures[0]
+    assert "decompression bomb" not in result.stderr
+    assert set(outputs(out)) == {p.relative_to(src).as_posix() for p in made}
+
+
+def test_unwritable_output_fails_before_the_model_loads(tmp_path: Path) -> None:
+    make_tree(tmp_path / "in", 2)
+    (tmp_path / "not_a_folder").write_text("a file")
+    result = batch_cli(tmp_path / "in", "-o", tmp_path / "not_a_folder" / "out",
+                       "--weights", tmp_path / "no-such-weights.safetensors")  # fmt: skip
+    assert result.exit_code == 3, result.stderr  # weights are never looked at (that is 4)
+    assert len(result.stderr.strip().splitlines()) == 1 and "not_a_folder" in result.stderr
+
+
+def test_format_png_for_a_tree_of_jpegs(tmp_path: Path, weights: Path) -> None:
+    """--format png: lossless outputs named .png, metadata kept, and a rerun resumes."""
+    from PIL import ImageCms
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    made = make_tree(src, 4)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x013B] = "A. Photographer"
+    tagged = src / "a" / "tagged.jpg"
+    Image.open(made[0]).save(tagged, quality=95, icc_profile=icc, exif=exif.tobytes())
+    result = batch_cli(src, "-o", out, "--weights", weights, "--format", "png")
+    assert result.exit_code == 0, result.stderr
+    expected = {p.relative_to(src).with_suffix(".png").as_posix() for p in [*made, tagged]}
+    assert set(outputs(out)) == expected
+    for rel in expected:
+        with Image.open(out / rel) as im:
+            assert im.format == "PNG" and im.size == (96, 64)
+    with Image.open(out / "a" / "tagged.png") as im:
+        assert im.info.get("icc_profile") == icc
+        assert im.getexif().get(0x013B) == "A. Photographer"
+    again = batch_cli(src, "-o", out, "--weights", weights, "--format", "png")
+    assert again.exit_code == 0 and "nothing to do" in again.stderr
+
+
+def test_format_collision_refused_before_the_work(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = np.full((64, 96, 3), 100, np.uint8)
+    cv2.imwrite(str(src / "a.jpg"), photo)
+    cv2.imwrite(str(src / "a.png"), photo)
+    result = batch_cli(src, "-o", tmp_path / "out", "--format", "webp",
+                       "--weights", tmp_path / "no-such-weights.safetensors")  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "a.webp" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import run_cli
+from huge_images import huge_header, huge_png
 from photo_helpers import data_file, identity_weights, random_weights, run_deblur
 from PIL import Image, ImageCms, ImageOps
 
 from deblur_cli.cli import main
+from deblur_cli.io.images import ImageInfo, read_image, write_image
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +171,214 @@ def test_input_never_overwritten_without_flag(tmp_path: Path, weights, photo) ->
     code, err = deblur("image", src, "-o", src, "--weights", weights["random"], "--overwrite")
     assert code == 0, err
     assert src.read_bytes() != before
+
+
+def test_huge_png_refused_from_its_header(tmp_path: Path, weights) -> None:
+    """A valid 20000x20000 PNG: one line with the size, the limit and how to raise it, before
+    any decoding (decoding it used to cost 2.6 GB and end in Pillow's traceback)."""
+    src = huge_png(tmp_path / "huge.png")
+    result = run_deblur("image", src, "--weights", weights["random"])
+    _assert_one_line_failure(result, tmp_path / "huge_deblurred.png")
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert "20000x20000" in message and "400 megapixels" in message
+    assert "limit of 200" in message and "--max-megapixels 401" in message
+    assert "DEBLUR_MAX_MEGAPIXELS" in message
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".webp", ".bmp"])
+def test_size_limit_read_from_every_format_header(tmp_path: Path, weights, suffix: str) -> None:
+    src = huge_header(tmp_path / f"big{suffix}", 16000, 15000)  # 240 MP declared
+    code, err = deblur("image", src, "--weights", weights["random"])
+    assert code == 2, err
+    assert "16000x15000 is 240 megapixels, over the limit of 200" in err
+
+
+def test_size_limit_from_option_and_environment(tmp_path: Path, weights, photo) -> None:
+    src = tmp_path / "small.png"
+    Image.fromarray(photo).save(src)  # 96x64 = 0.006 MP
+    env = {"DEBLUR_MAX_MEGAPIXELS": "0.005"}
+    low = run_cli("image", src, "--weights", weights["random"], env=env)
+    assert low.returncode == 2 and "over the limit of 0.005" in low.stderr
+    assert len(low.stderr.strip().splitlines()) == 1
+    lifted = run_cli("image", src, "--weights", weights["random"], "--max-megapixels", "0",
+                     env=env)  # fmt: skip
+    assert lifted.returncode == 0, lifted.stderr
+    assert (tmp_path / "small_deblurred.png").is_file()
+    code, err = deblur("image", src, "--weights", weights["random"], "--max-megapixels", "0.001")
+    assert code == 2 and "--max-megapixels 1" in err
+    bad = run_cli("image", src, "--weights", weights["random"],
+                  env={"DEBLUR_MAX_MEGAPIXELS": "lots"})  # fmt: skip
+    assert bad.returncode == 2 and "DEBLUR_MAX_MEGAPIXELS" in bad.stderr
+
+
+def test_folder_input_points_to_batch(tmp_path: Path, weights, photo) -> None:
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(photo).save(tmp_path / "photos" / "a.png")
+    result = run_deblur("image", tmp_path / "photos", "--weights", weights["random"])
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "is a folder" in result.stderr and "deblur batch" in result.stderr
+
+
+def test_several_inputs_one_bad_the_others_written(tmp_path: Path, weights, photo) -> None:
+    """Like ``deblur batch``: an error line per bad file, the rest done, a summary, exit 2."""
+    for name in ("a.jpg", "c.jpg"):
+        Image.fromarray(photo).save(tmp_path / name)
+    (tmp_path / "bad.jpg").write_text("not a picture")
+    out = tmp_path / "out"
+    result = run_cli("image", tmp_path / "a.jpg", tmp_path / "bad.jpg", tmp_path / "missing.jpg",
+                     tmp_path / "c.jpg", "-o", out, "--weights", weights["random"])  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert any("bad.jpg" in line for line in errors)
+    assert any("missing.jpg" in line and "no such file" in line for line in errors)
+    assert "deblurred 2 of 4 file(s)" in result.stderr and "2 failed" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "c.jpg"]
+    for name in ("a.jpg", "c.jpg"):
+        assert np.asarray(Image.open(out / name)).shape == (64, 96, 3)
+
+
+def _a_file_in_the_way(tmp_path: Path) -> Path:
+    """A folder that cannot be created (a file has its name): unwritable even for root."""
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file")
+    return blocker / "out"
+
+
+def test_unwritable_output_fails_before_the_model_loads(tmp_path: Path, photo) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(photo).save(src)
+    never = tmp_path / "no-such-weights.safetensors"  # loading it would exit 4
+    result = run_cli("image", src, "-o", _a_file_in_the_way(tmp_path) / "a.png", "--weights", never)
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "not_a_folder" in result.stderr
+    several = run_cli("image", src, src, "-o", _a_file_in_the_way(tmp_path), "--weights", never)
+    assert several.returncode == 3, several.stderr
+    assert len(several.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_fails_before_the_model_loads(tmp_path: Path, photo) -> None:
+    src, locked = tmp_path / "a.png", tmp_path / "locked"
+    Image.fromarray(photo).save(src)
+    locked.mkdir(mode=0o555)
+    never = tmp_path / "no-such-weights.safetensors"
+    result = run_cli("image", src, "-o", locked / "a.png", "--weights", never)
+    assert result.returncode == 3 and "locked" in result.stderr, result.stderr
+
+
+def test_compare_unwritable_writes_neither(tmp_path: Path, weights, photo) -> None:
+    src, dst = tmp_path / "a.png", tmp_path / "out.png"
+    Image.fromarray(photo).save(src)
+    blocked = _a_file_in_the_way(tmp_path) / "ab.png"
+    result = run_cli("image", src, "-o", dst, "--compare", blocked, "--weights",
+                     tmp_path / "no-such-weights.safetensors")  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not dst.exists()
+    code, err = deblur(
+        "image", src, "-o", dst, "--compare", tmp_path, "--weights", weights["random"]
+    )  # fmt: skip  (a folder is no picture name)
+    assert code == 3 and "is a folder" in err and not dst.exists()
+
+
+def test_files_written_together_or_not_at_all(tmp_path: Path) -> None:
+    """The rename of the second file fails: the first is rolled back to what it was."""
+    from deblur_cli.errors import OutputError
+    from deblur_cli.io.images import write_files_together
+
+    first, second = tmp_path / "main.png", tmp_path / "compare.png"
+    first.write_bytes(b"previous result")
+    second.mkdir()  # a folder where the second file should go: its rename must fail
+    (second / "keep").write_text("x")
+    with pytest.raises(OutputError):
+        write_files_together([(first, b"new result"), (second, b"new compare")])
+    assert first.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.png", "main.png"]
+    write_files_together([(first, b"new result"), (tmp_path / "ab.png", b"new compare")])
+    assert first.read_bytes() == b"new result" and (tmp_path / "ab.png").is_file()
+
+
+def test_format_for_several_inputs(tmp_path: Path, weights, photo) -> None:
+    """jpg: 8-bit, alpha composited onto white; tif: 16 bits kept; webp: 8-bit with alpha."""
+    rgba = tmp_path / "rgba.png"
+    alpha = np.zeros((64, 96), np.uint8)
+    alpha[:, 48:] = 255  # left half fully transparent (and black underneath)
+    Image.fromarray(np.dstack([photo, alpha]), "RGBA").save(rgba)
+    deep = tmp_path / "deep.png"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    write_image(deep, photo.astype(np.uint16) * 257, ImageInfo(icc_profile=icc))
+    identity = ["--weights", weights["identity"], "--precision", "fp32"]
+
+    code, err = deblur("image", rgba, deep, "-o", tmp_path / "jpg", "--format", "jpg", *identity)
+    assert code == 0, err
+    flat = np.asarray(Image.open(tmp_path / "jpg" / "rgba.jpg"))
+    assert flat.shape == (64, 96, 3)
+    assert flat[:, :40].min() >= 250  # transparent → white, not the black behind it
+    assert np.abs(flat[:, 56:].astype(int) - photo[:, 56:]).mean() < 3
+    assert Image.open(tmp_path / "jpg" / "deep.jpg").mode == "RGB"
+
+    code, err = deblur("image", rgba, deep, "-o", tmp_path / "tif", "--format", "tif", *identity)
+    assert code == 0, err
+    out = cv2.imread(str(tmp_path / "tif" / "deep.tif"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and np.array_equal(out[..., ::-1], photo.astype(np.uint16) * 257)
+    assert read_image(tmp_path / "tif" / "deep.tif")[1].icc_profile == icc  # 16-bit tif too
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "tif" / "rgba.tif"))[..., 3], alpha)
+
+    code, err = deblur("image", rgba, "--format", "webp", "--quality", "100", *identity)
+    assert code == 0, err
+    webp = Image.open(tmp_path / "rgba_deblurred.webp")
+    assert webp.mode == "RGBA" and np.array_equal(np.asarray(webp)[..., 3], alpha)
+
+
+def test_format_contradicting_output_name_refused(tmp_path: Path, weights, photo) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(photo).save(src)
+    code, err = deblur("image", src, "-o", tmp_path / "b.png", "--format", "jpg",
+                       "--weights", weights["random"])  # fmt: skip
+    assert code == 2 and "--format" in err and not (tmp_path / "b.png").exists()
+    code, err = deblur("image", src, "-o", tmp_path / "b.jpeg", "--format", "jpg",
+                       "--weights", weights["random"])  # fmt: skip
+    assert code == 0, err
+
+
+def test_png_compression_fast_and_small_keep_metadata_depth_and_alpha(
+    tmp_path: Path, weights, photo
+) -> None:
+    """PNG goes through OpenCV's encoder (fast); ICC and EXIF must still be carried, for
+    16-bit and alpha too, and 'small' must give the same pixels in fewer bytes."""
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x013B] = "A. Photographer"
+    frame = sorted(data_file("eval", "gopro_style_train_scenes", "sharp").glob("*.png"))[0]
+    real = np.asarray(Image.open(frame).convert("RGB"))[:256, :384]
+    rgba = tmp_path / "rgba.png"
+    alpha = np.tile(np.linspace(0, 255, 384, dtype=np.uint8), (256, 1))
+    picture = Image.fromarray(np.dstack([real, alpha]), "RGBA")
+    picture.save(rgba, icc_profile=icc, exif=exif.tobytes())
+    identity = ["--weights", weights["identity"], "--precision", "fp32"]
+    sizes = {}
+    for mode in ("fast", "small"):
+        dst = tmp_path / mode / "rgba.png"
+        code, err = deblur("image", rgba, "-o", dst, "--png-compression", mode, *identity)
+        assert code == 0, err
+        with Image.open(dst) as out:
+            assert out.mode == "RGBA" and out.info.get("icc_profile") == icc
+            assert out.getexif().get(0x013B) == "A. Photographer"
+            assert np.array_equal(np.asarray(out), np.dstack([real, alpha]))
+        sizes[mode] = dst.stat().st_size
+    assert sizes["small"] < sizes["fast"]
+
+    deep = tmp_path / "deep.png"  # 16-bit with the same metadata
+    write_image(deep, real.astype(np.uint16) * 257, ImageInfo(exif.tobytes(), icc))
+    code, err = deblur("image", deep, "-o", tmp_path / "deep_out.png", *identity)
+    assert code == 0, err
+    with Image.open(tmp_path / "deep_out.png") as out:
+        assert out.info.get("icc_profile") == icc
+        assert out.getexif().get(0x013B) == "A. Photographer"
+    pixels = cv2.imread(str(tmp_path / "deep_out.png"), cv2.IMREAD_UNCHANGED)
+    assert pixels.dtype == np.uint16 and np.array_equal(
+        pixels[..., ::-1], real.astype(np.uint16) * 257
+    )

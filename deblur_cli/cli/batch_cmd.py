@@ -3,48 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
-from ..batch import (
-    BatchSummary,
-    FileResult,
-    Shard,
-    join_ranks,
-    parse_shard,
-    plan_batch,
-    rank_device,
-    remove_stale_temporaries,
-    run_batch,
-    shard_from_env,
-    split_done,
-)
-from ..errors import DeblurError
 from .common import console, describe, model_options, open_model, quality_option
+from .photo_common import photo_options, run_with_progress
 
-
-class RateColumn(ProgressColumn):
-    """images/s and megapixels/s over the files processed so far."""
-
-    def render(self, task: Task) -> Text:
-        seconds = task.elapsed or 0.0
-        if seconds <= 0 or not task.completed:
-            return Text("– img/s  – MP/s", style="progress.data.speed")
-        images = task.fields.get("done", 0) / seconds
-        megapixels = task.fields.get("megapixels", 0.0) / seconds
-        return Text(f"{images:.2f} img/s  {megapixels:.2f} MP/s", style="progress.data.speed")
+if TYPE_CHECKING:
+    from ..batch import BatchSummary, Shard
 
 
 def _summary_table(summary: BatchSummary, shard: Shard | None) -> Table:
@@ -73,6 +42,7 @@ def _summary_table(summary: BatchSummary, shard: Shard | None) -> Table:
 )
 @model_options
 @quality_option
+@photo_options
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -98,6 +68,9 @@ def batch(
     tile,
     overlap,
     quality: int,
+    output_format: str,
+    png_compression: str,
+    max_megapixels: float | None,
     workers: int,
     shard_text: str | None,
     force: bool,
@@ -111,12 +84,26 @@ def batch(
     \b
     Examples:
       deblur batch photos/ -o restored/
-      deblur batch photos/ -o restored/ --shard 1/4     # machine 2 of 4
+      deblur batch raw_jpegs/ -o restored/ --format png   # lossless outputs
+      deblur batch photos/ -o restored/ --shard 1/4       # machine 2 of 4
       torchrun --nproc-per-node 8 -m deblur_cli batch photos/ -o restored/
     """
+    from ..batch import (
+        check_output_root,
+        join_ranks,
+        parse_shard,
+        plan_batch,
+        rank_device,
+        remove_stale_temporaries,
+        shard_from_env,
+        split_done,
+    )
+    from ..io.images import max_megapixels_limit
+
+    max_megapixels = max_megapixels_limit(max_megapixels)  # a bad $DEBLUR_MAX_MEGAPIXELS: now
     shard = parse_shard(shard_text) if shard_text else shard_from_env()
     under_launcher = shard_text is None and shard is not None
-    jobs = plan_batch(folder, output, shard=shard)
+    jobs = plan_batch(folder, output, shard=shard, output_format=output_format)
     remove_stale_temporaries(jobs)
     todo, done_before = split_done(jobs, force=force)
     label = f"[rank {shard}] " if shard and shard.count > 1 else ""
@@ -127,46 +114,31 @@ def batch(
         )
         join_ranks()
         return
+    check_output_root(output)  # a read-only destination fails now, not after the model ran
     if done_before:
         console.print(
             Text(f"{label}resuming: {len(done_before)} of {len(jobs)} already done"), soft_wrap=True
         )
     model = open_model(weights, rank_device(device), precision, tile, overlap)
     console.print(f"[dim]{label}{describe(model)}[/dim]")
-
-    quiet_rank = under_launcher and shard is not None and shard.index != 0
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet_rank,  # one bar per terminal: rank 0 draws it, others print a summary
+    summary = run_with_progress(
+        console,
+        model,
+        todo,
+        label=label,
+        quiet=under_launcher and shard is not None and shard.index != 0,
+        quality=quality,
+        png_compression=png_compression,
+        workers=workers,
+        max_megapixels=max_megapixels,
     )
-    counts = {"done": 0, "megapixels": 0.0}
-
-    def on_result(result: FileResult) -> None:
-        if result.status == "done":
-            counts["done"] += 1
-            counts["megapixels"] += result.megapixels
-        else:
-            console.print(Text(f"{label}error: {result.error}"), soft_wrap=True)
-        progress.update(task, advance=1, **counts)
-
-    with progress:
-        task = progress.add_task(f"{label}deblurring", total=len(todo), **counts)
-        summary = run_batch(model, todo, quality=quality, workers=workers, on_result=on_result)
     summary.skipped = len(done_before)
     console.print(_summary_table(summary, shard))
     if under_launcher:
         join_ranks()  # exit together: torchrun kills the others when one rank exits non-zero
-    if summary.failed:
-        raise DeblurError(
-            f"{len(summary.failed)} of {len(todo)} file(s) failed (listed above); "
-            "the others were written"
-        )
+    failure = summary.failure()
+    if failure is not None:
+        raise failure
 
 
 COMMANDS = [batch]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.text import Text
 
-from ..engine import Deblurrer
-from ..errors import InputError
-from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
 from .common import console, describe, model_options, open_model, quality_option
+from .photo_common import photo_options, run_with_progress
 from .tile_progress import tile_progress
 
 
@@ -26,13 +25,22 @@ from .tile_progress import tile_progress
 )
 @model_options
 @quality_option
+@photo_options
 @click.option(
     "--compare",
     type=click.Path(path_type=Path),
     default=None,
-    help="Also write a labelled before/after picture here (one input only).",
+    help="Also write a labelled before/after picture here (one input only); both pictures "
+    "are written or neither.",
 )
 @click.option("--overwrite", is_flag=True, help="Allow the output to replace the input file.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Threads decoding and encoding while the model runs (several inputs).",
+)
 def image(
     inputs: tuple[Path, ...],
     output: Path | None,
@@ -42,37 +50,125 @@ def image(
     tile,
     overlap,
     quality: int,
+    output_format: str,
+    png_compression: str,
+    max_megapixels: float | None,
     compare: Path | None,
     overwrite: bool,
+    workers: int,
 ) -> None:
     """Deblur photos: PNG, JPEG, TIFF, WebP or BMP; 8/16-bit, gray and alpha kept.
+
+    With several inputs a bad file is reported on its own line and the others go on.
 
     \b
     Examples:
       deblur image blurry.jpg -o sharp.png
       deblur image a.jpg b.jpg -o restored/ --device cuda
+      deblur image *.jpg -o restored/ --format png       # lossless outputs
       deblur image big.tif --tile 1024 --compare before_after.jpg
     """
-    for path in inputs:
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
+    from ..io.images import max_megapixels_limit
+    from ..photos import plan_outputs
+
+    max_megapixels = max_megapixels_limit(max_megapixels)  # a bad $DEBLUR_MAX_MEGAPIXELS: now
     if compare is not None and len(inputs) > 1:
         raise click.UsageError("--compare takes a single input")
-    jobs = plan_outputs(list(inputs), output)
-    model: Deblurrer | None = None
+    jobs = plan_outputs(list(inputs), output, output_format)
+    model_args = (weights, device, precision, tile, overlap)
+    settings = {"quality": quality, "png_compression": png_compression}
+    if len(inputs) == 1:
+        src, dst = jobs[0]
+        _one(src, dst, model_args, compare, overwrite, max_megapixels, settings)
+    else:
+        _several(jobs, output, model_args, overwrite, max_megapixels, workers, settings)
+
+
+def _check_input(src: Path) -> None:
+    from ..errors import InputError
+
+    if src.is_dir():
+        raise InputError(
+            f"{src}: is a folder; deblur a whole folder with 'deblur batch {src} -o OUT'"
+        )
+    if not src.is_file():
+        raise InputError(f"{src}: no such file")
+
+
+def _one(
+    src: Path,
+    dst: Path,
+    model_args: tuple,
+    compare: Path | None,
+    overwrite: bool,
+    max_megapixels: float,
+    settings: dict[str, Any],
+) -> None:
+    """One photo: every check (input, both outputs) before the model loads."""
+    from ..photos import check_not_input, check_writable, deblur_decoded, read_input
+
+    _check_input(src)
+    check_not_input(src, dst, overwrite)
+    check_writable([dst] if compare is None else [dst, compare])
+    pixels, info = read_input(src, max_megapixels=max_megapixels)
+    model = open_model(*model_args)
+    console.print(f"[dim]{describe(model)}[/dim]")
+    with tile_progress(console, f"deblurring {src.name}") as progress:
+        deblur_decoded(model, pixels, info, dst, compare=compare, progress=progress, **settings)
+    console.print(Text(f"{src} → {dst} ({pixels.shape[1]}x{pixels.shape[0]})"), soft_wrap=True)
+
+
+def _several(
+    jobs: list[tuple[Path, Path]],
+    folder: Path | None,
+    model_args: tuple,
+    overwrite: bool,
+    max_megapixels: float,
+    workers: int,
+    settings: dict[str, Any],
+) -> None:
+    """Several photos through batch's loop: each bad file on its own ``error:`` line, the
+    others written, a one-line summary, and a non-zero exit if any failed."""
+    from ..batch import BatchSummary, Job, failed_result
+    from ..errors import DeblurError
+    from ..photos import check_not_input, check_writable
+
+    if folder is not None:
+        check_writable([folder / "any-output"])  # one shared folder: refuse once, up front
+    ready: list[Job] = []
+    refused = BatchSummary(total=len(jobs))
     for src, dst in jobs:
-        check_not_input(src, dst, overwrite)
-        # Decode before loading the model: a bad input costs no model load and prints nothing
-        # but its one error line.
-        pixels, info = read_input(src)
-        if model is None:
-            model = open_model(weights, device, precision, tile, overlap)
-            console.print(f"[dim]{describe(model)}[/dim]")
-        with tile_progress(console, f"deblurring {src.name}") as progress:
-            deblur_decoded(
-                model, pixels, info, dst, quality=quality, compare=compare, progress=progress
-            )
-        console.print(Text(f"{src} → {dst} ({pixels.shape[1]}x{pixels.shape[0]})"), soft_wrap=True)
+        job = Job(src, dst)
+        try:
+            _check_input(src)
+            check_not_input(src, dst, overwrite)
+            check_writable([dst])
+        except DeblurError as err:
+            refused.failed.append(failed_result(job, err))
+            console.print(Text(f"error: {refused.failed[-1].error}"), soft_wrap=True)
+        else:
+            ready.append(job)
+    summary = refused
+    if ready:
+        model = open_model(*model_args)
+        console.print(f"[dim]{describe(model)}[/dim]")
+        summary = run_with_progress(
+            console, model, ready, workers=workers, max_megapixels=max_megapixels, **settings
+        )
+        summary.total = len(jobs)
+        summary.failed = refused.failed + summary.failed
+    where = f" into {folder}" if folder is not None else ""
+    console.print(
+        Text(
+            f"deblurred {summary.done} of {len(jobs)} file(s){where}"
+            + (f", {len(summary.failed)} failed" if summary.failed else "")
+            + (f" ({summary.seconds:.1f} s)" if summary.done else "")
+        ),
+        soft_wrap=True,
+    )
+    failure = summary.failure()
+    if failure is not None:
+        raise failure
 
 
 COMMANDS = [image]

@@ -2,17 +2,25 @@
 
 Pixels are decoded by OpenCV (8- and 16-bit, gray, alpha; PNG, JPEG, TIFF, WebP, BMP). EXIF
 orientation is applied on read so the network sees the upright picture. EXIF (with the
-orientation reset) and the ICC profile are carried to the output through Pillow, which can
-write them for 8-bit JPEG/PNG/WebP/TIFF; 16-bit PNG gets its iCCP/eXIf chunks added directly.
+orientation reset) and the ICC profile are carried to the output: PNG of any depth is encoded
+by OpenCV (the fastest path) and gets iCCP/eXIf chunks added here; 8-bit JPEG/WebP/TIFF go
+through Pillow, which writes both; 16-bit TIFF gets its ICC tag added here (no EXIF).
 All writes are atomic. Arrays are RGB(A) order, never BGR, outside this module.
+
+The picture size is read from the file header before anything is decoded, so a 20000x20000
+PNG is refused in milliseconds instead of after gigabytes of decoding
+(see ``max_megapixels_limit``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,13 +28,40 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import atomic_path
+from ..atomic import _UMASK, atomic_path
 from ..errors import InputError, OutputError
+
+# Our own limit, checked from the header (``check_size``), replaces Pillow's decompression-bomb
+# guard: Pillow would refuse a 180 MP camera file while reading its EXIF, with a traceback.
+Image.MAX_IMAGE_PIXELS = None
 
 cv2.utils.logging.setLogLevel(
     cv2.utils.logging.LOG_LEVEL_SILENT
 )  # OpenCV's own warnings would break the one-line-error promise
 
+MAX_MEGAPIXELS_ENV = "DEBLUR_MAX_MEGAPIXELS"
+DEFAULT_MAX_MEGAPIXELS = 200.0  # admits every camera file short of pixel-shift composites
+OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
+# --png-compression, as OpenCV PNG parameters. fast: zlib level 1 with the run-length
+# strategy and the "up" row filter, 8x faster than Pillow's default (level 6, adaptive
+# filters) for files ~6 % larger; small: level 9 with libpng's adaptive filters, a few %
+# smaller than Pillow's default at ~9x its time (benchmarks/bench_io.py).
+_UP_FILTER = (
+    [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER")  # OpenCV >= 4.10; older ones pick the filters
+    else []
+)
+PNG_COMPRESSION = {
+    "fast": [
+        cv2.IMWRITE_PNG_COMPRESSION,
+        1,
+        cv2.IMWRITE_PNG_STRATEGY,
+        cv2.IMWRITE_PNG_STRATEGY_RLE,
+        *_UP_FILTER,
+    ],
+    "small": [cv2.IMWRITE_PNG_COMPRESSION, 9],
+}
+OUTPUT_FORMATS = {"keep": "", "png": ".png", "jpg": ".jpg", "webp": ".webp", "tif": ".tif"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 ORIENTATION_TAG = 0x0112
 PIL_FORMATS = {
@@ -67,6 +102,136 @@ def _read_bytes(path: Path) -> bytes:
     if not data:
         raise InputError(f"{path}: empty file")
     return data
+
+
+def max_megapixels_limit(value: float | None = None) -> float:
+    """The size limit in megapixels: ``value`` if given, else $DEBLUR_MAX_MEGAPIXELS, else
+    200. 0 means no limit."""
+    if value is None:
+        text = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_MEGAPIXELS
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(
+                f"{MAX_MEGAPIXELS_ENV}={text!r}: expected a number of megapixels (0 = no limit)"
+            ) from None
+    if value < 0 or value != value:
+        raise InputError(f"the megapixel limit must be >= 0 (0 = no limit), not {value}")
+    return float(value)
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def _bmp_size(data: bytes) -> tuple[int, int] | None:
+    if len(data) < 26:
+        return None
+    if struct.unpack("<I", data[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        return struct.unpack("<HH", data[18:22])
+    width, height = struct.unpack("<ii", data[18:26])
+    return abs(width), abs(height)  # negative height = rows stored top-down
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    kind = data[12:16]
+    if kind == b"VP8X" and len(data) >= 30:
+        return (
+            int.from_bytes(data[24:27], "little") + 1,
+            int.from_bytes(data[27:30], "little") + 1,
+        )
+    if kind == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if kind == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk the marker segments up to the first start-of-frame (SOF0..SOF15 but DHT, JPG, DAC)."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return (width, height) if height else None  # height 0: given later by DNL
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of the first IFD, classic or BigTIFF."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    head, entry, count_fmt, value_at = (16, 20, "Q", 12) if big else (8, 12, "H", 8)
+    offset = struct.unpack(order + ("Q" if big else "I"), data[8:16] if big else data[4:8])[0]
+    count_size = struct.calcsize(count_fmt)
+    if offset + count_size > len(data) or head > len(data):
+        return None
+    entries = struct.unpack(order + count_fmt, data[offset : offset + count_size])[0]
+    found: dict[int, int] = {}
+    for k in range(min(entries, 4096)):
+        at = offset + count_size + k * entry
+        if at + entry > len(data):
+            break
+        tag, kind = struct.unpack(order + "HH", data[at : at + 4])
+        if tag in (256, 257):
+            value = data[at + value_at : at + entry]
+            fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
+            if fmt is None:
+                return None
+            found[tag] = struct.unpack(order + fmt, value[: struct.calcsize(fmt)])[0]
+    if 256 in found and 257 in found:
+        return found[256], found[257]
+    return None
+
+
+def probe_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of a PNG, JPEG, TIFF, WebP or BMP file, without
+    decoding; None when the header is not one of those or is damaged."""
+    try:
+        if data[:8] == b"\x89PNG\r\n\x1a\n":
+            return _png_size(data)
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_size(data)
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_size(data)
+        if data[:2] == b"BM":
+            return _bmp_size(data)
+    except struct.error:
+        return None
+    return None
+
+
+def check_size(path: Path, width: int, height: int, max_megapixels: float | None = None) -> None:
+    """One line saying the size, the limit and how to raise it, for a picture over the limit."""
+    limit = max_megapixels_limit(max_megapixels)
+    megapixels = width * height / 1e6
+    if limit and megapixels > limit:
+        needed = int(megapixels) + 1
+        raise InputError(
+            f"{path}: {width}x{height} is {megapixels:.0f} megapixels, over the limit of "
+            f"{limit:g}; raise it with --max-megapixels {needed} "
+            f"(or {MAX_MEGAPIXELS_ENV}={needed}; 0 = no limit)"
+        )
 
 
 def _check_complete(path: Path, data: bytes) -> None:
@@ -110,14 +275,29 @@ def _read_info(data: bytes) -> ImageInfo:
     return info
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
-    """Decode to RGB/RGBA/gray uint8 or uint16, upright, with the metadata to carry over."""
+def read_image(
+    path: str | os.PathLike, *, max_megapixels: float | None = None
+) -> tuple[np.ndarray, ImageInfo]:
+    """Decode to RGB/RGBA/gray uint8 or uint16, upright, with the metadata to carry over.
+
+    Pictures larger than ``max_megapixels`` (default: $DEBLUR_MAX_MEGAPIXELS or 200; 0 = no
+    limit) are refused from their header, before any decoding."""
     path = Path(path)
     data = _read_bytes(path)
+    size = probe_size(data)
+    if size is not None:
+        check_size(path, *size, max_megapixels)
     _check_complete(path, data)
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
+        if size is not None and size[0] * size[1] > OPENCV_MAX_PIXELS:
+            raise InputError(
+                f"{path}: {size[0]}x{size[1]} is more than OpenCV decodes "
+                f"({OPENCV_MAX_PIXELS / 1e6:.0f} megapixels at most)"
+            )
         raise InputError(f"{path}: not a readable image (corrupt or unsupported format)")
+    if size is None:  # a header we could not read: hold the decoded picture to the same limit
+        check_size(path, pixels.shape[1], pixels.shape[0], max_megapixels)
     if pixels.dtype not in (np.uint8, np.uint16):
         if pixels.dtype == np.float32:  # float TIFF/EXR-style: assume 0..1
             pixels = np.clip(pixels, 0, 1)
@@ -150,23 +330,88 @@ def _add_png_metadata(png: bytes, info: ImageInfo) -> bytes:
     return png[:ihdr_end] + chunks + png[ihdr_end:]
 
 
+def _to_8bit(pixels: np.ndarray) -> np.ndarray:
+    return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
+    """JPEG has no alpha: composite onto white, as a viewer shows a transparent picture,
+    rather than expose whatever colour the transparent pixels happen to hold."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def _encode_png(pixels: np.ndarray, info: ImageInfo, compression: str) -> bytes:
+    """OpenCV's libpng for every depth and channel count (the fastest path measured, see
+    benchmarks/bench_io.py), with the ICC profile and EXIF added as chunks."""
+    if compression not in PNG_COMPRESSION:
+        raise OutputError(
+            f"unknown PNG compression {compression!r} (use {', '.join(PNG_COMPRESSION)})"
+        )
+    ok, encoded = cv2.imencode(".png", _to_bgr(pixels), PNG_COMPRESSION[compression])
+    if not ok:
+        raise OutputError(f"OpenCV cannot encode {pixels.dtype} PNG")
+    return _add_png_metadata(encoded.tobytes(), info)
+
+
+def _to_bgr(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
+    return pixels
+
+
+def _add_tiff_icc(tiff: bytes, icc: bytes) -> bytes:
+    """Give a classic TIFF an ICC profile (tag 34675): a copy of its first IFD with the tag
+    added is appended and the header pointed at it (OpenCV's TIFF writer has no metadata)."""
+    order = "<" if tiff[:2] == b"II" else ">"
+    if struct.unpack(order + "H", tiff[2:4])[0] != 42:
+        return tiff  # BigTIFF: left as written
+    offset = struct.unpack(order + "I", tiff[4:8])[0]
+    count = struct.unpack(order + "H", tiff[offset : offset + 2])[0]
+    entries = [tiff[offset + 2 + 12 * k : offset + 14 + 12 * k] for k in range(count)]
+    next_ifd = tiff[offset + 2 + 12 * count : offset + 6 + 12 * count]
+    body = tiff + b"\x00" * (len(tiff) % 2)  # TIFF offsets are word-aligned
+    icc_at = len(body)
+    body += icc + b"\x00" * (len(icc) % 2)
+    icc_entry = struct.pack(order + "HHII", 34675, 7, len(icc), icc_at)  # 7 = UNDEFINED
+    entries = [e for e in entries if struct.unpack(order + "H", e[:2])[0] != 34675]
+    entries = sorted([*entries, icc_entry], key=lambda e: struct.unpack(order + "H", e[:2])[0])
+    ifd_at = len(body)
+    body += struct.pack(order + "H", len(entries)) + b"".join(entries) + next_ifd
+    return body[:4] + struct.pack(order + "I", ifd_at) + body[8:]
+
+
 def encode_image(
-    pixels: np.ndarray, suffix: str, info: ImageInfo | None = None, quality: int = 95
+    pixels: np.ndarray,
+    suffix: str,
+    info: ImageInfo | None = None,
+    quality: int = 95,
+    png_compression: str = "fast",
 ) -> bytes:
-    """Encode in the format named by ``suffix``, with EXIF/ICC where the format allows."""
+    """Encode in the format named by ``suffix``, with EXIF/ICC where the format allows.
+
+    PNG and TIFF keep 16 bits and alpha; JPEG, WebP and BMP are 8-bit (16-bit is rounded);
+    JPEG has no alpha, so a transparent picture is composited onto white.
+    ``png_compression``: "fast" (zlib level 1, run-length strategy, "up" filter) or "small"
+    (level 9, adaptive filters: ~10 % smaller, ~70x slower); see PNG_COMPRESSION.
+    """
     suffix = suffix.lower()
     if suffix not in IMAGE_EXTENSIONS:
         raise OutputError(
             f"unsupported output format {suffix!r} (use {', '.join(IMAGE_EXTENSIONS)})"
         )
     info = info or ImageInfo()
+    if suffix == ".png":
+        return _encode_png(pixels, info, png_compression)
     if pixels.dtype == np.uint16 and suffix in (".jpg", ".jpeg", ".webp", ".bmp"):
-        pixels = (pixels.astype(np.uint32) * 255 + 32767) // 65535
-        pixels = pixels.astype(np.uint8)
+        pixels = _to_8bit(pixels)
+    if suffix in (".jpg", ".jpeg") and pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = _flatten_on_white(pixels)
     if pixels.dtype == np.uint8 and suffix != ".bmp":
         image = Image.fromarray(pixels)
-        if suffix in (".jpg", ".jpeg") and image.mode == "RGBA":
-            image = image.convert("RGB")  # JPEG has no alpha
         kwargs: dict = {}
         if info.icc_profile:
             kwargs["icc_profile"] = info.icc_profile
@@ -181,18 +426,12 @@ def encode_image(
         buffer = io.BytesIO()
         image.save(buffer, format=PIL_FORMATS[suffix], **kwargs)
         return buffer.getvalue()
-    bgr = pixels
-    if pixels.ndim == 3 and pixels.shape[2] == 3:
-        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-    elif pixels.ndim == 3 and pixels.shape[2] == 4:
-        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
-    ok, encoded = cv2.imencode(suffix, bgr)
+    ok, encoded = cv2.imencode(suffix, _to_bgr(pixels))
     if not ok:
         raise OutputError(f"OpenCV cannot encode {pixels.dtype} {suffix}")
-    data = encoded.tobytes()
-    if suffix == ".png":
-        data = _add_png_metadata(data, info)
-    return data
+    if suffix in (".tif", ".tiff") and info.icc_profile:
+        return _add_tiff_icc(encoded.tobytes(), info.icc_profile)
+    return encoded.tobytes()
 
 
 def write_image(
@@ -201,13 +440,74 @@ def write_image(
     info: ImageInfo | None = None,
     *,
     quality: int = 95,
+    png_compression: str = "fast",
 ) -> Path:
     """Encode fully in memory, then write atomically: never a half-written file."""
     path = Path(path)
-    data = encode_image(pixels, path.suffix or ".png", info, quality)
+    data = encode_image(pixels, path.suffix or ".png", info, quality, png_compression)
     try:
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror}") from None
     return path
+
+
+def _stage(target: Path, data: bytes) -> Path:
+    """``data`` in a synced temporary beside ``target``, named as atomic_path names them (so
+    ``deblur batch`` recognises one a crash left behind)."""
+    folder = target.parent if str(target.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
+    )
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(name, 0o666 & ~_UMASK)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return Path(name)
+
+
+def write_files_together(files: Sequence[tuple[str | os.PathLike, bytes]]) -> None:
+    """Write every file or none: all are staged as temporaries first, then renamed into
+    place; if a rename fails, the files already renamed are put back as they were."""
+    staged: list[tuple[Path, Path]] = []
+    moved: list[tuple[Path, Path | None]] = []  # (target, the previous file's backup)
+    try:
+        for target, data in files:
+            staged.append((Path(target), _stage(Path(target), data)))
+        for target, tmp in staged:
+            backup = None
+            if target.exists():
+                backup = _stage(target, b"")  # a free name beside it
+                try:
+                    os.replace(target, backup)
+                except OSError:
+                    backup.unlink()
+                    raise
+            moved.append((target, backup))
+            os.replace(tmp, target)
+    except BaseException as err:
+        for target, backup in reversed(moved):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, target)
+                elif target.exists():
+                    target.unlink()
+        for _target, tmp in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(err, OSError):
+            where = err.filename or (staged[-1][0] if staged else "output")
+            raise OutputError(f"cannot write {where}: {err.strerror}") from None
+        raise
+    for _target, backup in moved:
+        if backup is not None:
+            with contextlib.suppress(OSError):
+                backup.unlink()
