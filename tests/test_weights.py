@@ -93,6 +93,32 @@ def test_convert_refuses_pickled_code(tmp_path: Path):
     assert not (tmp_path / "x.safetensors").exists()
 
 
+def test_refusals_name_the_problem_without_torch_advice(tmp_path: Path):
+    """Code in a torch checkpoint is refused by name; torch's 'use weights_only=False' advice
+    (i.e. run the code) is never repeated; a bare pickle is not a weight file, whatever its
+    extension."""
+    evil = tmp_path / "evil.pt"
+    torch.save({"G": Exploit()}, evil)
+    raw = tmp_path / "raw.safetensors"
+    raw.write_bytes(pickle.dumps({"body_models.0.weight": [0.0] * 4}))
+    renamed = tmp_path / "raw.pt"
+    renamed.write_bytes(raw.read_bytes())
+    for verb in ("info", "convert"):
+        extra = ["-o", tmp_path / "x.safetensors"] if verb == "convert" else []
+        result = run_cli("weights", verb, evil, *extra, cwd=tmp_path)
+        assert result.returncode == 4
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "refused" in result.stderr and "posix.system" in result.stderr
+        assert "weights_only" not in result.stderr
+        for path in (raw, renamed):
+            result = run_cli("weights", verb, path, *extra)
+            assert result.returncode == 4
+            assert "not a weight file" in result.stderr, result.stderr
+            assert "header too large" not in result.stderr
+    assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 @pytest.mark.parametrize("content", ["text", "other-net"])
 def test_convert_rejects_non_deepdeblur_files(tmp_path: Path, content: str):
     src = tmp_path / "model.pt"

@@ -89,8 +89,20 @@ def _write_csv(path: Path, result: dict[str, Any]) -> None:
     "(7x7 uniform window, sample covariance).",
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N pairs.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write every score and the conventions used to this JSON file.",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the per-image scores and the mean to this CSV file.",
+)
 def eval_(
     data: str,
     weights: str | None,

@@ -152,7 +152,13 @@ class LiveView:
     "paper). Default: the --init file's, else paper.",
 )
 @click.option("--init", default=None, metavar="WEIGHTS", help="Fine-tune from these weights.")
-@click.option("--steps", type=click.IntRange(1), default=131_400, show_default=True)
+@click.option(
+    "--steps",
+    type=click.IntRange(1),
+    default=131_400,
+    show_default=True,
+    help="Optimizer steps in all (the paper: 131,400).",
+)
 @click.option(
     "--batch",
     type=click.IntRange(1),
@@ -160,9 +166,21 @@ class LiveView:
     show_default=True,
     help="Global batch, split across torchrun processes.",
 )
-@click.option("--patch", type=click.IntRange(4), default=256, show_default=True)
+@click.option(
+    "--patch",
+    type=click.IntRange(4),
+    default=256,
+    show_default=True,
+    help="Side of the square training crops in pixels.",
+)
 @click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default="multistep", show_default=True)
+@click.option(
+    "--schedule",
+    type=click.Choice(SCHEDULES),
+    default="multistep",
+    show_default=True,
+    help="Learning-rate schedule: multistep (--milestones, --lr-gamma) or cosine (--min-lr).",
+)
 @click.option(
     "--milestones",
     default="0.5,0.75,0.9",
@@ -186,8 +204,16 @@ class LiveView:
     help="Mixed precision: auto = bf16 on CPU, fp16 + GradScaler on CUDA.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, mps.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of weights, crops and shuffling."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=2,
+    show_default=True,
+    help="Data-loading processes (0 = in the training process).",
+)
 @click.option(
     "--blur-dir",
     type=click.Choice(["auto", "blur_gamma", "blur"]),
@@ -206,8 +232,21 @@ class LiveView:
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")
 @click.option("--no-channel-shuffle", is_flag=True, help="No RGB permutation.")
-@click.option("--saturation", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--noise", type=click.FloatRange(0), default=2.0, show_default=True)
+@click.option(
+    "--saturation",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Augmentation: saturation scaled by a factor drawn from 1 ± this (0 = off).",
+)
+@click.option(
+    "--noise",
+    type=click.FloatRange(0),
+    default=2.0,
+    show_default=True,
+    help="Augmentation: Gaussian noise on the blurry input, std drawn as N(0,1) x this "
+    "grey levels (0 = off).",
+)
 @click.option("--no-augment", is_flag=True, help="Switch every augmentation off.")
 @click.option(
     "--synth-opt",
@@ -221,8 +260,20 @@ class LiveView:
     multiple=True,
     help="Validation data (same forms as DATA). Default: hold back --val-count items.",
 )
-@click.option("--val-count", type=click.IntRange(0), default=8, show_default=True)
-@click.option("--val-every", type=click.IntRange(1), default=1000, show_default=True)
+@click.option(
+    "--val-count",
+    type=click.IntRange(0),
+    default=8,
+    show_default=True,
+    help="Without --val: training items held back for validation.",
+)
+@click.option(
+    "--val-every",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Validate every N steps (and at the end).",
+)
 @click.option(
     "--val-crop",
     type=click.IntRange(0),
@@ -230,8 +281,20 @@ class LiveView:
     show_default=True,
     help="Central crop for validation; 0 = whole images.",
 )
-@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--log-every", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Save checkpoint.pt (what a re-run resumes from) every N steps.",
+)
+@click.option(
+    "--log-every",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="Write losses to log.csv (and the progress line) every N steps.",
+)
 @click.option(
     "--export",
     type=click.Path(path_type=Path),
