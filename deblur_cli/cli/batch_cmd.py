@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.progress import (
@@ -18,21 +19,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from ..batch import (
-    BatchSummary,
-    FileResult,
-    Shard,
-    join_ranks,
-    parse_shard,
-    plan_batch,
-    rank_device,
-    remove_stale_temporaries,
-    run_batch,
-    shard_from_env,
-    split_done,
-)
 from ..errors import DeblurError
 from .common import console, describe, model_options, open_model, quality_option
+
+if TYPE_CHECKING:
+    from ..batch import BatchSummary, FileResult, Shard
 
 
 class RateColumn(ProgressColumn):
@@ -114,6 +105,17 @@ def batch(
       deblur batch photos/ -o restored/ --shard 1/4     # machine 2 of 4
       torchrun --nproc-per-node 8 -m deblur_cli batch photos/ -o restored/
     """
+    from ..batch import (
+        join_ranks,
+        parse_shard,
+        plan_batch,
+        rank_device,
+        remove_stale_temporaries,
+        run_batch,
+        shard_from_env,
+        split_done,
+    )
+
     shard = parse_shard(shard_text) if shard_text else shard_from_env()
     under_launcher = shard_text is None and shard is not None
     jobs = plan_batch(folder, output, shard=shard)

@@ -11,13 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import click
-import numpy as np
 
-from ..engine import deblur_array
-from ..io.images import IMAGE_EXTENSIONS, read_image, write_image
-from ..photos import side_by_side
-from ..synth import synth_still
-from ..train.metrics import psnr
 from .common import console, describe, model_options, open_model
 
 EXAMPLE = "street.png"  # rendered by scripts/make_example.py: our own pixels, public domain
@@ -57,6 +51,14 @@ def demo(output: Path, shake: float, seed: int, weights, device, precision, tile
       deblur demo -o out --shake 0.04   # stronger shake
       deblur demo -w my.safetensors     # try your own weights
     """
+    import numpy as np
+
+    from ..engine import deblur_array
+    from ..io.images import IMAGE_EXTENSIONS, read_image, write_image
+    from ..photos import side_by_side
+    from ..synth import synth_still
+    from ..train.metrics import psnr
+
     source = Path(str(resources.files("deblur_cli").joinpath("examples", EXAMPLE)))
     pixels, _ = read_image(source)
     blurry, sharp = synth_still(pixels, np.random.default_rng(seed), blur=(shake, shake))

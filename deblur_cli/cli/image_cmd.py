@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.text import Text
 
-from ..engine import Deblurrer
 from ..errors import InputError
-from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
 from .common import console, describe, model_options, open_model, quality_option
+
+if TYPE_CHECKING:
+    from ..engine import Deblurrer
 
 
 @click.command("image")
@@ -52,6 +54,8 @@ def image(
       deblur image a.jpg b.jpg -o restored/ --device cuda
       deblur image big.tif --tile 1024 --compare before_after.jpg
     """
+    from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
+
     for path in inputs:
         if not path.is_file():
             raise InputError(f"{path}: no such file")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import (
@@ -16,15 +16,23 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..model import ModelConfig
-from ..train.augment import AugmentConfig
-from ..train.trainer import AMP_MODES, SCHEDULES, TrainConfig, Trainer, finish_distributed
 from .common import console
+
+if TYPE_CHECKING:
+    from ..model import ModelConfig
+    from ..train.trainer import Trainer
+
+# The same names as deblur_cli.train.trainer's (tests/test_cli.py checks they agree); kept
+# here so that parsing the options does not import torch.
+SCHEDULES = ("multistep", "cosine", "constant")
+AMP_MODES = ("off", "auto", "bf16", "fp16")
 
 
 def parse_model_config(text: str | None) -> ModelConfig | None:
     if text is None:
         return None
+    from ..model import ModelConfig
+
     try:
         return ModelConfig.parse(text)
     except ValueError as err:
@@ -370,6 +378,9 @@ def train(
       deblur train stills:photos/ frames:GOPR0477/ --config light --steps 20000
       torchrun --nproc_per_node 4 -m deblur_cli train gopro:GOPRO_Large/train --batch 16
     """
+    from ..train.augment import AugmentConfig
+    from ..train.trainer import TrainConfig, Trainer, finish_distributed
+
     aug = (
         AugmentConfig.none()
         if no_augment

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,22 +18,15 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..engine import deblur_array
 from ..errors import DeblurError
-from ..photos import default_output
-from ..video import (
-    SEGMENT_SECONDS,
-    EncodeSettings,
-    VideoResult,
-    check_encoder,
-    check_output,
-    export_frames,
-    parse_time,
-    parts_folder,
-    probe,
-    process_video,
-)
 from .common import console, describe, model_options, open_model
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# deblur_cli.video.SEGMENT_SECONDS (tests/test_cli.py checks they agree): the video module
+# imports PyAV, which --help must not pay for.
+SEGMENT_SECONDS = 2.0
 
 
 class Interrupted(DeblurError):
@@ -119,6 +112,20 @@ def video(
       deblur video clip.mp4 --frames-dir frames/
       deblur video long.mp4 --resume             # after Ctrl-C or a crash
     """
+    from ..engine import deblur_array
+    from ..photos import default_output
+    from ..video import (
+        EncodeSettings,
+        VideoResult,
+        check_encoder,
+        check_output,
+        export_frames,
+        parse_time,
+        parts_folder,
+        probe,
+        process_video,
+    )
+
     if output is not None and frames_dir is not None:
         raise click.UsageError("give either --output or --frames-dir, not both")
     t0, t1 = parse_time(start), parse_time(end)

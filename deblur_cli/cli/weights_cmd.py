@@ -9,14 +9,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..weights import (
-    convert_official,
-    fetch_entry,
-    load_registry,
-    read_weights,
-    resolve_weights,
-    sha256_file,
-)
 from .common import console
 
 stdout = Console()  # listings are results, so they go to stdout (pipeable); status to stderr
@@ -37,6 +29,8 @@ def weights() -> None:
 @weights.command("list")
 def list_() -> None:
     """Models in the registry and where each comes from."""
+    from ..weights import load_registry
+
     registry = load_registry()
     table = Table(title="deblur weights")
     for column in ("name", "config", "source", "description"):
@@ -56,6 +50,8 @@ def list_() -> None:
 @click.argument("spec")
 def info(spec: str) -> None:
     """Config, metadata and checksum of a registry name, file or hf:// address."""
+    from ..weights import read_weights, resolve_weights, sha256_file
+
     path = resolve_weights(spec)
     wf = read_weights(path)
     table = Table(show_header=False, title=str(spec))
@@ -74,6 +70,8 @@ def info(spec: str) -> None:
 @click.argument("names", nargs=-1, required=True)
 def download(names: tuple[str, ...]) -> None:
     """Fetch registry models into the Hugging Face cache and verify them."""
+    from ..weights import fetch_entry, load_registry
+
     registry = load_registry()
     for name in names:
         with console.status(f"fetching {name}…"):
@@ -98,6 +96,8 @@ def convert(src: Path, dst: Path, training_data: str | None) -> None:
     The file is read with torch.load(weights_only=True): a checkpoint that holds pickled
     code is refused. The config (scales, blocks, features, kernel) is read off the tensors.
     """
+    from ..weights import convert_official
+
     wf = convert_official(src, dst, training_data=training_data)
     console.print(f"{src} → [bold]{dst}[/bold]: {wf.config.summary()}")
 

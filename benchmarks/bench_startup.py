@@ -1,0 +1,104 @@
+"""Start-up time of the ``deblur`` command: every ``--help`` and the time to a first error.
+
+Each command runs in a fresh interpreter (``python -m deblur_cli ...``), the way a user runs
+it; variants are interleaved run by run so that machine noise hits them alike. The goal is
+``--help`` <= 0.3 s everywhere (the heavy stack — torch ~1.3 s, cv2, PyAV — is imported only
+by the commands that use it). ``--ref`` also times another git revision of the package,
+checked out into a temporary folder, and prints the ratio.
+
+    python benchmarks/bench_startup.py --runs 7
+    python benchmarks/bench_startup.py --runs 7 --ref HEAD~3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_S = 0.3
+
+COMMANDS = [
+    ["--help"],
+    *[[verb, "--help"] for verb in ("image", "batch", "video", "weights", "train", "eval")],
+    ["synth", "frames", "--help"],
+    ["demo", "--help"],
+    ["weights", "list"],
+    ["image", "no-such-file.png"],  # time to the first error line: what a typo costs
+]
+
+
+def time_once(argv: list[str], source: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "deblur_cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir(),
+    )
+    return time.perf_counter() - start
+
+
+def export_ref(ref: str, into: Path) -> Path:
+    """``git archive REF deblur_cli`` unpacked into ``into``: the package at that revision."""
+    archive = subprocess.run(
+        ["git", "archive", ref, "deblur_cli", "weights"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--ref", default=None, help="git revision to compare against")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = {"now": ROOT}
+        if args.ref:
+            sources[args.ref] = export_ref(args.ref, Path(tmp))
+        floor: list[float] = []
+        times: dict[tuple[str, str], list[float]] = {}
+        for _ in range(args.runs):
+            floor.append(_time_python())
+            for argv in COMMANDS:
+                for name, source in sources.items():
+                    times.setdefault((" ".join(argv), name), []).append(time_once(argv, source))
+
+    print(f"python {sys.version.split()[0]}, {args.runs} runs each, interleaved")
+    print(f"interpreter floor (python -c pass): {statistics.median(floor):.3f} s median\n")
+    header = f"{'deblur ...':<28} {'median s':>9} {'min-max s':>13}"
+    if args.ref:
+        header += f" {args.ref + ' s':>12} {'ratio':>7}"
+    print(header + "  goal")
+    for argv in COMMANDS:
+        label = " ".join(argv)
+        now = times[(label, "now")]
+        row = f"{label:<28} {statistics.median(now):>9.3f} {min(now):>6.3f}-{max(now):<6.3f}"
+        if args.ref:
+            ref = statistics.median(times[(label, args.ref)])
+            row += f" {ref:>12.3f} {ref / statistics.median(now):>6.1f}x"
+        goal = "ok" if statistics.median(now) <= GOAL_S else "SLOW"
+        print(row + ("  " + goal if "--help" in argv else ""))
+
+
+def _time_python() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"])
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()
