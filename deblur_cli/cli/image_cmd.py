@@ -54,13 +54,13 @@ def image(
       deblur image a.jpg b.jpg -o restored/ --device cuda
       deblur image big.tif --tile 1024 --compare before_after.jpg
     """
-    from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
-
     for path in inputs:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
     if compare is not None and len(inputs) > 1:
         raise click.UsageError("--compare takes a single input")
+    from ..photos import check_not_input, deblur_decoded, plan_outputs, read_input
+
     jobs = plan_outputs(list(inputs), output)
     model: Deblurrer | None = None
     for src, dst in jobs:
