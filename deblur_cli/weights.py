@@ -356,7 +356,12 @@ def _hub_kwargs() -> dict[str, Any]:
 
 
 def hub_download(repo_id: str, filename: str, revision: str = "main") -> Path:
-    """``hf_hub_download`` into the standard cache, with errors turned into one line."""
+    """``hf_hub_download`` into the standard cache, with errors turned into one line.
+
+    Without a network, huggingface_hub retries for ~25 s and logs every try. One quick probe
+    first (a single HEAD, no retries, ``HF_HUB_ETAG_TIMEOUT`` or 5 s) tells whether the Hub
+    answers; if not, a cached copy is used as it is, else the error is one line at once.
+    """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -367,17 +372,55 @@ def hub_download(repo_id: str, filename: str, revision: str = "main") -> Path:
 
     kwargs = _hub_kwargs()
     where = f"hf://{repo_id}/{filename}@{revision}"
+    offline = bool(kwargs.get("local_files_only"))
+    unreachable = None if offline else hub_unreachable(repo_id, filename, revision)
+    if unreachable:
+        kwargs["local_files_only"] = True
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, **kwargs))
     except LocalEntryNotFoundError:
-        hint = " (offline: HF_HUB_OFFLINE is set)" if kwargs.get("local_files_only") else ""
+        if unreachable:
+            raise WeightsError(
+                f"{where} is not in the local cache and the Hub cannot be reached ({unreachable})"
+            ) from None
+        hint = " (offline: HF_HUB_OFFLINE is set)" if offline else ""
         raise WeightsError(
             f"{where} is not in the local cache and cannot be fetched{hint}"
         ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
         raise WeightsError(f"{where} not found on the Hub ({type(err).__name__})") from None
     except Exception as err:  # network stacks raise many types; the user needs one line
-        raise WeightsError(f"download of {where} failed: {str(err).splitlines()[0]}") from None
+        raise WeightsError(f"download of {where} failed: {_first_line(err)}") from None
+
+
+HUB_PROBE_TIMEOUT_S = 5.0
+_RETRIED_STATUS = (408, 429, 500, 502, 503, 504)  # what huggingface_hub would retry for ~25 s
+
+
+def hub_unreachable(repo_id: str, filename: str, revision: str = "main") -> str | None:
+    """None when the Hub answers about this file (even 'not found'), else why not, briefly."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    endpoint = _hub_kwargs().get("endpoint")
+    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
+    timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or HUB_PROBE_TIMEOUT_S)
+    try:
+        get_hf_file_metadata(url, timeout=timeout)
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        return f"HTTP {status} from {_host(url)}" if status in _RETRIED_STATUS else None
+    except Exception as err:  # connection refused, DNS, timeout, proxy, TLS ...
+        return f"{_host(url)}: {_first_line(err)}"
+    return None
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _discard(path: Path) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pickle
+import socket
 from pathlib import Path
 
 import cv2
@@ -243,3 +244,44 @@ def test_corrupt_safetensors_is_refused(tmp_path: Path):
     path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     with pytest.raises(WeightsError, match="safetensors"):
         read_weights(path)
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hub_without_network_fails_in_one_line_and_uses_the_cache(
+    tmp_path: Path, tiny_weights: Path
+):
+    """No network: a cached hf:// file still loads; an uncached one fails at once with one
+    line (huggingface_hub alone retries for ~25 s and logs 11 lines); HF_HUB_OFFLINE=1
+    sends no request at all. Real HTTP against tests/hub_server.py, nothing mocked."""
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    cached = "hf://deblur-test/tiny/tiny.safetensors"
+    with HubServer() as hub:
+        hub.add("deblur-test/tiny", "tiny.safetensors", tiny_weights.read_bytes())
+        online = {**env, "HF_ENDPOINT": hub.url}
+        assert run_cli("weights", "info", cached, env=online).returncode == 0
+
+        # HF_HUB_OFFLINE: the cache answers, the server is never asked.
+        before = len(hub.requests)
+        offline = {**online, "HF_HUB_OFFLINE": "1"}
+        result = run_cli("weights", "info", cached, env=offline)
+        assert result.returncode == 0, result.stderr
+        result = run_cli("weights", "info", "hf://deblur-test/tiny/other.safetensors", env=offline)
+        assert result.returncode == 4 and "HF_HUB_OFFLINE" in result.stderr
+        assert len(hub.requests) == before
+
+    unreachable = {**env, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    result = run_cli("weights", "info", cached, env=unreachable)
+    assert result.returncode == 0, result.stderr
+    assert "tiny.safetensors" in result.stdout
+
+    missing = "hf://deblur-test/tiny/missing.safetensors"
+    result = run_cli("weights", "info", missing, env=unreachable)
+    assert result.returncode == 4
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert "cannot be reached" in result.stderr and "Retry" not in result.stderr
