@@ -285,3 +285,55 @@ def test_hub_without_network_fails_in_one_line_and_uses_the_cache(
     assert result.returncode == 4
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
     assert "cannot be reached" in result.stderr and "Retry" not in result.stderr
+
+
+def _on_terminal(*args: str, columns: int) -> str:
+    """stdout of the CLI on a pseudo-terminal ``columns`` wide (what a user sees)."""
+    import pty
+    import subprocess
+    import sys
+
+    main, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deblur_cli", *args], stdout=child, stderr=subprocess.PIPE, env=env
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_weights_info_keeps_path_and_sha256_whole_at_80_columns(tmp_path: Path):
+    """Piped or on an 80-column terminal, the path and sha256 are copyable whole."""
+    deep = tmp_path / ("a-rather-long-folder-name-" * 3) / "nested"
+    deep.mkdir(parents=True)
+    path = save_weights(
+        deep / "tiny.safetensors",
+        build_model(TINY).state_dict(),
+        TINY,
+        description="A description long enough that it has to be wrapped on a narrow terminal "
+        "screen, and that is fine for prose.",
+    )
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    piped = run_cli("weights", "info", path, env={"COLUMNS": "80"})
+    assert piped.returncode == 0, piped.stderr
+    for out in (piped.stdout, _on_terminal("weights", "info", str(path), columns=80)):
+        fields = dict(line.split(None, 1) for line in out.splitlines() if line[:1].strip())
+        assert fields["file"] == str(path) and fields["sha256"] == sha
+        assert "…" not in out
+    data = json.loads(run_cli("weights", "info", path, "--json").stdout)
+    assert data["sha256"] == sha and data["file"] == str(path)
+
+    listing = run_cli("weights", "list", env={"COLUMNS": "80"})
+    assert listing.returncode == 0 and "…" not in listing.stdout
+    assert "bundled (light-gopro.safetensors)" in listing.stdout
