@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 SEGMENT_SECONDS = 2.0
 
 
+def deblur_array(model, rgb: np.ndarray) -> np.ndarray:
+    """The engine's deblur_array, imported on first use (the engine imports torch)."""
+    from ..engine import deblur_array as run
+
+    return run(model, rgb)
+
+
 class Interrupted(DeblurError):
     """Ctrl-C: one line saying what was kept and how to go on."""
 
@@ -112,7 +119,6 @@ def video(
       deblur video clip.mp4 --frames-dir frames/
       deblur video long.mp4 --resume             # after Ctrl-C or a crash
     """
-    from ..engine import deblur_array
     from ..photos import default_output
     from ..video import (
         EncodeSettings,
