@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field, replace
@@ -77,14 +78,21 @@ def save_weights(
 
 
 def read_weights(path: str | os.PathLike) -> WeightFile:
-    """Load a safetensors file (ours, or bare official keys) or an official ``.pt`` checkpoint."""
+    """Load a safetensors file (ours, or bare official keys) or an official ``.pt`` checkpoint.
+
+    The format is told by the file's first bytes, not its name, so a renamed file gets the
+    right reader and anything else is called what it is: not a weight file.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
-    if path.suffix in (".pt", ".pth"):
+    kind = sniff_format(path)
+    if kind == "safetensors":
+        state_dict, metadata = _read_safetensors(path)
+    elif kind == "torch":
         state_dict, metadata = read_official_checkpoint(path)
     else:
-        state_dict, metadata = _read_safetensors(path)
+        raise _not_a_weight_file(path, kind)
     try:
         config = infer_config(state_dict)
     except (KeyError, ValueError) as err:
@@ -95,6 +103,67 @@ def read_weights(path: str | os.PathLike) -> WeightFile:
             raise WeightsError(f"{path}: metadata config {stored} does not match the tensors")
         config = stored
     return WeightFile(state_dict, config, metadata, path)
+
+
+# torch.save's legacy (pre-1.6) format starts with this number, pickled with protocol 2.
+_LEGACY_TORCH_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[2:]
+
+
+def sniff_format(path: Path) -> str:
+    """'safetensors', 'torch' (torch.save zip or legacy), 'pickle' (a bare Python pickle),
+    'empty' or 'unknown', from the first bytes only."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        size = os.fstat(f.fileno()).st_size
+    if not head:
+        return "empty"
+    if head.startswith(b"PK\x03\x04"):
+        return "torch"
+    if head.startswith(b"\x80\x02") and head[2:].startswith(_LEGACY_TORCH_MAGIC):
+        return "torch"
+    if len(head) > 8:
+        header_len = int.from_bytes(head[:8], "little")
+        if 0 < header_len <= size - 8 and head[8:9] == b"{":
+            return "safetensors"
+    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
+        return "pickle"
+    return "unknown"
+
+
+def _not_a_weight_file(path: Path, kind: str) -> WeightsError:
+    if kind == "pickle":
+        culprits = pickle_globals(path)
+        if culprits:
+            return WeightsError(
+                f"{path}: refused: not a weight file but a plain Python pickle that would "
+                f"import {', '.join(culprits[:3])}; it was not loaded"
+            )
+        return WeightsError(
+            f"{path}: not a weight file (a plain Python pickle, neither safetensors "
+            "nor a PyTorch checkpoint)"
+        )
+    what = "empty" if kind == "empty" else "neither safetensors nor a PyTorch checkpoint"
+    return WeightsError(f"{path}: not a weight file ({what})")
+
+
+def pickle_globals(path: Path, limit: int = 1 << 20) -> list[str]:
+    """Names a bare pickle would import (GLOBAL/STACK_GLOBAL), read without executing it."""
+    import pickletools
+
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for opcode, arg, _ in pickletools.genops(f.read(limit)):
+                if opcode.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # truncated or invalid: report what was seen before the damage
+        pass
+    return list(dict.fromkeys(found))
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -119,9 +188,12 @@ def read_official_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[
             warnings.simplefilter("ignore")
             checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unpickling refused"
+        # torch's message advises weights_only=False, i.e. running the code: never repeat it.
+        culprit = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f" ({culprit.group(1)})" if culprit else ""
         raise WeightsError(
-            f"{path}: refused: the file holds more than tensors (pickled code?): {first}"
+            f"{path}: refused: the checkpoint holds pickled objects other than tensors{what}, "
+            "which could run code; it was not loaded"
         ) from None
     except Exception as err:  # garbage makes the unpickler raise anything (KeyError, ...)
         detail = (str(err).splitlines() or [type(err).__name__])[0]
@@ -145,6 +217,11 @@ def convert_official(src: str | os.PathLike, dst: str | os.PathLike, **metadata:
     src = Path(src)
     if not src.is_file():
         raise WeightsError(f"checkpoint not found: {src}")
+    kind = sniff_format(src)
+    if kind == "safetensors":
+        raise WeightsError(f"{src}: already a safetensors file; pass it to --weights as it is")
+    if kind != "torch":
+        raise _not_a_weight_file(src, kind)
     state_dict, meta = read_official_checkpoint(src)
     try:
         config = infer_config(state_dict)
@@ -279,7 +356,12 @@ def _hub_kwargs() -> dict[str, Any]:
 
 
 def hub_download(repo_id: str, filename: str, revision: str = "main") -> Path:
-    """``hf_hub_download`` into the standard cache, with errors turned into one line."""
+    """``hf_hub_download`` into the standard cache, with errors turned into one line.
+
+    Without a network, huggingface_hub retries for ~25 s and logs every try. One quick probe
+    first (a single HEAD, no retries, ``HF_HUB_ETAG_TIMEOUT`` or 5 s) tells whether the Hub
+    answers; if not, a cached copy is used as it is, else the error is one line at once.
+    """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -290,17 +372,55 @@ def hub_download(repo_id: str, filename: str, revision: str = "main") -> Path:
 
     kwargs = _hub_kwargs()
     where = f"hf://{repo_id}/{filename}@{revision}"
+    offline = bool(kwargs.get("local_files_only"))
+    unreachable = None if offline else hub_unreachable(repo_id, filename, revision)
+    if unreachable:
+        kwargs["local_files_only"] = True
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, **kwargs))
     except LocalEntryNotFoundError:
-        hint = " (offline: HF_HUB_OFFLINE is set)" if kwargs.get("local_files_only") else ""
+        if unreachable:
+            raise WeightsError(
+                f"{where} is not in the local cache and the Hub cannot be reached ({unreachable})"
+            ) from None
+        hint = " (offline: HF_HUB_OFFLINE is set)" if offline else ""
         raise WeightsError(
             f"{where} is not in the local cache and cannot be fetched{hint}"
         ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
         raise WeightsError(f"{where} not found on the Hub ({type(err).__name__})") from None
     except Exception as err:  # network stacks raise many types; the user needs one line
-        raise WeightsError(f"download of {where} failed: {str(err).splitlines()[0]}") from None
+        raise WeightsError(f"download of {where} failed: {_first_line(err)}") from None
+
+
+HUB_PROBE_TIMEOUT_S = 5.0
+_RETRIED_STATUS = (408, 429, 500, 502, 503, 504)  # what huggingface_hub would retry for ~25 s
+
+
+def hub_unreachable(repo_id: str, filename: str, revision: str = "main") -> str | None:
+    """None when the Hub answers about this file (even 'not found'), else why not, briefly."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    endpoint = _hub_kwargs().get("endpoint")
+    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
+    timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or HUB_PROBE_TIMEOUT_S)
+    try:
+        get_hf_file_metadata(url, timeout=timeout)
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        return f"HTTP {status} from {_host(url)}" if status in _RETRIED_STATUS else None
+    except Exception as err:  # connection refused, DNS, timeout, proxy, TLS ...
+        return f"{_host(url)}: {_first_line(err)}"
+    return None
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _discard(path: Path) -> None:

@@ -1,50 +1,73 @@
-"""Render the bundled demo picture: a sharp procedural scene (our own pixels, no
-third-party photo; dedicated to the public domain). ``deblur demo`` blurs it with the
-synthesis code and deblurs it.
+"""Make the bundled demo pair from real footage: ``deblur_cli/examples/{blurry,sharp}.png``.
 
-    python scripts/make_example.py deblur_cli/examples/street.png
+The blurry picture is real motion blur made the way the GOPRO dataset was (Nah, Kim and Lee,
+CVPR 2017): 11 consecutive 240 fps frames of scene GOPR0477_11_00 (a player bouncing a
+basketball while the camera pans) averaged in linear light through a gamma-2.2 camera
+response, exactly as ``deblur synth frames`` does; the sharp picture is the middle frame.
+The crop is the 640x360 top-right corner, where the hands, the ball and the crowd behind
+move most. Reproducible from ../shared (byte-identical output for the same frames):
+
+    python scripts/make_example.py                       # ../shared/data/frames/GOPR0477_11_00
+    python scripts/make_example.py --frames DIR --out deblur_cli/examples
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+from pathlib import Path
 
-import cv2
-import numpy as np
+from deblur_cli.io.images import read_image, write_image
+from deblur_cli.synth.frames import average_frames
 
+ROOT = Path(__file__).resolve().parents[1]
+SCENE = "GOPR0477_11_00"
+FIRST_FRAME, FRAME_COUNT = 181, 11  # files 000181.jpg … 000191.jpg; sharp = 000186.jpg
+GAMMA = 2.2  # the camera response GOPRO's blur_gamma approximates
+CROP_X, CROP_Y, CROP_W, CROP_H = 640, 0, 640, 360
 
-def scene(width: int = 640, height: int = 424, seed: int = 7) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    sky = np.linspace(235, 150, height)[:, None, None] * np.array([0.75, 0.85, 1.0])
-    img = np.broadcast_to(sky, (height, width, 3)).astype(np.float32).copy()
-    # Buildings with windows: strong edges at many orientations of scale.
-    x = 0
-    while x < width:
-        w = int(rng.integers(60, 130))
-        h = int(rng.integers(150, 330))
-        colour = rng.uniform(60, 200, 3)
-        cv2.rectangle(img, (x, height - h), (x + w, height), colour.tolist(), -1)
-        for wy in range(height - h + 12, height - 20, 26):
-            for wx in range(x + 8, x + w - 14, 20):
-                lit = rng.random() < 0.4
-                cv2.rectangle(img, (wx, wy), (wx + 10, wy + 14),
-                              (250, 230, 140) if lit else (40, 45, 60), -1)
-        x += w + int(rng.integers(2, 12))
-    # A sign with text and a striped awning: fine detail that blur destroys.
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    cv2.rectangle(img, (150, 250), (490, 330), (245, 245, 240), -1)
-    cv2.putText(img, "DEBLUR", (170, 312), cv2.FONT_HERSHEY_DUPLEX, 2.2, (30, 30, 160), 5,
-                cv2.LINE_AA)
-    for i in range(0, 340, 20):
-        cv2.rectangle(img, (150 + i, 235), (160 + i, 250), (200, 40, 40), -1)
-    texture = rng.normal(0, 6, (height, width, 1)).astype(np.float32)
-    return np.clip(img.astype(np.float32) + texture, 0, 255).astype(np.uint8)
+LAST_FRAME = FIRST_FRAME + FRAME_COUNT - 1
+CREDITS = f"""\
+# Demo pictures: credits and licence
+
+`blurry.png` and `sharp.png` are cut from frames {FIRST_FRAME:06d}-{LAST_FRAME:06d}
+of scene {SCENE} (240 fps, as re-encoded at JPEG quality 95) of the GOPRO dataset
+(https://seungjunnah.github.io/Datasets/gopro), by Seungjun Nah, Tae Hyun Kim and
+Kyoung Mu Lee: *Deep Multi-scale Convolutional Neural Network for Dynamic Scene Deblurring*,
+CVPR 2017. Licensed under CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/).
+
+Changes: the {FRAME_COUNT} consecutive 240 fps frames were averaged in linear light (gamma
+{GAMMA}) to make `blurry.png`; `sharp.png` is the middle frame; both are the
+{CROP_W}x{CROP_H} region at x={CROP_X}, y={CROP_Y}. Made by `scripts/make_example.py`.
+
+This scene is part of the training data of the bundled default model (light-gopro), so the
+demo shows it on footage it has seen, not on new photos.
+"""
 
 
-def main(out: str) -> None:
-    sharp = scene()
-    cv2.imwrite(out, np.round(sharp).astype(np.uint8)[..., ::-1])
+def make_example(frames_dir: Path, out_dir: Path) -> tuple[Path, Path]:
+    names = [frames_dir / f"{FIRST_FRAME + i:06d}.jpg" for i in range(FRAME_COUNT)]
+    missing = [p for p in names if not p.is_file()]
+    if missing:
+        raise SystemExit(f"missing frames, e.g. {missing[0]}")
+    frames = [read_image(path)[0] for path in names]
+    crop = (slice(CROP_Y, CROP_Y + CROP_H), slice(CROP_X, CROP_X + CROP_W))
+    blurry = average_frames(frames, GAMMA)[crop]
+    sharp = frames[FRAME_COUNT // 2][crop]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_image(out_dir / "blurry.png", blurry)
+    write_image(out_dir / "sharp.png", sharp)
+    (out_dir / "CREDITS.md").write_text(CREDITS)
+    return out_dir / "blurry.png", out_dir / "sharp.png"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=Path, default=ROOT.parent / "shared/data/frames" / SCENE)
+    parser.add_argument("--out", type=Path, default=ROOT / "deblur_cli" / "examples")
+    args = parser.parse_args()
+    for path in make_example(args.frames, args.out):
+        print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

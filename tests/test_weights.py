@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import pickle
+import socket
 from pathlib import Path
 
 import cv2
@@ -89,6 +90,32 @@ def test_convert_refuses_pickled_code(tmp_path: Path):
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1
     assert "refused" in result.stderr
+    assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_refusals_name_the_problem_without_torch_advice(tmp_path: Path):
+    """Code in a torch checkpoint is refused by name; torch's 'use weights_only=False' advice
+    (i.e. run the code) is never repeated; a bare pickle is not a weight file, whatever its
+    extension."""
+    evil = tmp_path / "evil.pt"
+    torch.save({"G": Exploit()}, evil)
+    raw = tmp_path / "raw.safetensors"
+    raw.write_bytes(pickle.dumps({"body_models.0.weight": [0.0] * 4}))
+    renamed = tmp_path / "raw.pt"
+    renamed.write_bytes(raw.read_bytes())
+    for verb in ("info", "convert"):
+        extra = ["-o", tmp_path / "x.safetensors"] if verb == "convert" else []
+        result = run_cli("weights", verb, evil, *extra, cwd=tmp_path)
+        assert result.returncode == 4
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "refused" in result.stderr and "posix.system" in result.stderr
+        assert "weights_only" not in result.stderr
+        for path in (raw, renamed):
+            result = run_cli("weights", verb, path, *extra)
+            assert result.returncode == 4
+            assert "not a weight file" in result.stderr, result.stderr
+            assert "header too large" not in result.stderr
     assert not (tmp_path / "pwned").exists()
     assert not (tmp_path / "x.safetensors").exists()
 
@@ -217,3 +244,96 @@ def test_corrupt_safetensors_is_refused(tmp_path: Path):
     path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     with pytest.raises(WeightsError, match="safetensors"):
         read_weights(path)
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hub_without_network_fails_in_one_line_and_uses_the_cache(
+    tmp_path: Path, tiny_weights: Path
+):
+    """No network: a cached hf:// file still loads; an uncached one fails at once with one
+    line (huggingface_hub alone retries for ~25 s and logs 11 lines); HF_HUB_OFFLINE=1
+    sends no request at all. Real HTTP against tests/hub_server.py, nothing mocked."""
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    cached = "hf://deblur-test/tiny/tiny.safetensors"
+    with HubServer() as hub:
+        hub.add("deblur-test/tiny", "tiny.safetensors", tiny_weights.read_bytes())
+        online = {**env, "HF_ENDPOINT": hub.url}
+        assert run_cli("weights", "info", cached, env=online).returncode == 0
+
+        # HF_HUB_OFFLINE: the cache answers, the server is never asked.
+        before = len(hub.requests)
+        offline = {**online, "HF_HUB_OFFLINE": "1"}
+        result = run_cli("weights", "info", cached, env=offline)
+        assert result.returncode == 0, result.stderr
+        result = run_cli("weights", "info", "hf://deblur-test/tiny/other.safetensors", env=offline)
+        assert result.returncode == 4 and "HF_HUB_OFFLINE" in result.stderr
+        assert len(hub.requests) == before
+
+    unreachable = {**env, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    result = run_cli("weights", "info", cached, env=unreachable)
+    assert result.returncode == 0, result.stderr
+    assert "tiny.safetensors" in result.stdout
+
+    missing = "hf://deblur-test/tiny/missing.safetensors"
+    result = run_cli("weights", "info", missing, env=unreachable)
+    assert result.returncode == 4
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert "cannot be reached" in result.stderr and "Retry" not in result.stderr
+
+
+def _on_terminal(*args: str, columns: int) -> str:
+    """stdout of the CLI on a pseudo-terminal ``columns`` wide (what a user sees)."""
+    import pty
+    import subprocess
+    import sys
+
+    main, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deblur_cli", *args], stdout=child, stderr=subprocess.PIPE, env=env
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_weights_info_keeps_path_and_sha256_whole_at_80_columns(tmp_path: Path):
+    """Piped or on an 80-column terminal, the path and sha256 are copyable whole."""
+    deep = tmp_path / ("a-rather-long-folder-name-" * 3) / "nested"
+    deep.mkdir(parents=True)
+    path = save_weights(
+        deep / "tiny.safetensors",
+        build_model(TINY).state_dict(),
+        TINY,
+        description="A description long enough that it has to be wrapped on a narrow terminal "
+        "screen, and that is fine for prose.",
+    )
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    piped = run_cli("weights", "info", path, env={"COLUMNS": "80"})
+    assert piped.returncode == 0, piped.stderr
+    for out in (piped.stdout, _on_terminal("weights", "info", str(path), columns=80)):
+        fields = dict(line.split(None, 1) for line in out.splitlines() if line[:1].strip())
+        assert fields["file"] == str(path) and fields["sha256"] == sha
+        assert "…" not in out
+    data = json.loads(run_cli("weights", "info", path, "--json").stdout)
+    assert data["sha256"] == sha and data["file"] == str(path)
+
+    listing = run_cli("weights", "list", env={"COLUMNS": "80"})
+    assert listing.returncode == 0 and "…" not in listing.stdout
+    assert "bundled (light-gopro.safetensors)" in listing.stdout

@@ -1,16 +1,57 @@
-"""Options shared by the verbs that run the network, and rich console helpers."""
+"""Options shared by the verbs that run the network, and rich console helpers.
+
+Nothing here imports torch: ``deblur --help`` and every ``<verb> --help`` must stay fast, so
+the engine is imported only when a command actually opens a model.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
-from ..engine import PRECISIONS, Deblurrer, load_model
+if TYPE_CHECKING:
+    from ..engine import Deblurrer
 
 console = Console(stderr=True)
+
+# The same names as deblur_cli.engine.PRECISIONS (tests/test_cli.py checks they agree); kept
+# here so that parsing the options does not import torch.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _check_precision_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """fp16 on a CPU is a usage error (exit 2) found while parsing, before any work.
+
+    Whichever of --device/--precision is processed second sees the other in ctx.params.
+    Only ``--precision fp16`` with a device that is, or resolves to, the CPU costs a torch
+    import here; every other combination is decided without one.
+    """
+    other = "device" if param.name == "precision" else "precision"
+    if other not in ctx.params:
+        return value
+    precision = value if param.name == "precision" else ctx.params[other]
+    device = value if param.name == "device" else ctx.params[other]
+    if (precision or "").lower() != "fp16" or not _runs_on_cpu(device or "auto"):
+        return value
+    raise click.BadParameter(
+        "fp16 on a CPU runs ~1000x slower than fp32; use bf16, fp32 or auto",
+        ctx=ctx,
+        param_hint="'--precision'",
+    )
+
+
+def _runs_on_cpu(device: str) -> bool:
+    name = device.lower()
+    if name == "cpu":
+        return True
+    if name != "auto":
+        return False  # an explicit accelerator; the engine reports it if it is absent
+    from ..engine import choose_device
+
+    return choose_device("auto").type == "cpu"
 
 
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,6 +69,7 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--device",
             default="auto",
             show_default=True,
+            callback=_check_precision_device,
             help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.",
         ),
         click.option(
@@ -35,18 +77,20 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(PRECISIONS),
             default="auto",
             show_default=True,
-            help="auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.",
+            callback=_check_precision_device,
+            help="auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32. "
+            "fp16 is refused on CPU (~1000x slower).",
         ),
         click.option(
             "--tile",
-            type=int,
+            type=click.IntRange(0),
             default=None,
             metavar="PX",
             help="Tile side in pixels; 0 = whole image. Default: chosen from free memory.",
         ),
         click.option(
             "--overlap",
-            type=int,
+            type=click.IntRange(0),
             default=None,
             metavar="PX",
             help="Pixels shared by neighbouring tiles, cross-faded (default 128).",
@@ -69,7 +113,10 @@ quality_option = click.option(
 def open_model(
     weights: str | None, device: str, precision: str, tile: int | None, overlap: int | None
 ) -> Deblurrer:
+    """Load the model behind a spinner; the engine (and torch) is imported only now."""
     with console.status("loading model…"):
+        from ..engine import load_model
+
         return load_model(weights, device, precision, tile=tile, overlap=overlap)
 
 

@@ -13,10 +13,11 @@ from rich.table import Table
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..train.data import PairSource, open_source, parse_spec
-from ..train.evaluate import evaluate_pairs
-from ..train.metrics import SSIM_MODES
 from .common import console, describe, model_options, open_model
+
+# deblur_cli.train.metrics.SSIM_MODES (tests/test_cli.py checks they agree): the metrics
+# module imports torch, which --help must not pay for.
+SSIM_MODES = ("official", "skimage")
 
 
 def _render(result: dict[str, Any], with_model: bool) -> Table:
@@ -89,8 +90,20 @@ def _write_csv(path: Path, result: dict[str, Any]) -> None:
     "(7x7 uniform window, sample covariance).",
 )
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N pairs.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write every score and the conventions used to this JSON file.",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the per-image scores and the mean to this CSV file.",
+)
 def eval_(
     data: str,
     weights: str | None,
@@ -126,6 +139,9 @@ def eval_(
       deblur eval GOPRO_Large/test -w gopro.safetensors --json scores.json
       deblur eval pairs/ -w light --csv scores.csv --ssim skimage
     """
+    from ..train.data import PairSource, open_source, parse_spec
+    from ..train.evaluate import evaluate_pairs
+
     kind, root = parse_spec(data)
     source = open_source(data, blur_dir)
     if not isinstance(source, PairSource):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.progress import (
@@ -17,12 +18,10 @@ from rich.progress import (
 )
 
 from ..errors import InputError, OutputError
-from ..synth.frames import FrameSource
-from ..synth.jobs import FramesJob, StillsJob, plan_stills, response_settings
-from ..synth.layout import SceneWriter, write_preview
-from ..synth.response import Response, load_crf
-from ..synth.stills import StillOptions
 from .common import console
+
+if TYPE_CHECKING:
+    from ..synth.layout import SceneWriter
 
 PREVIEW_ROWS = 4
 
@@ -146,6 +145,11 @@ def frames_cmd(
       deblur synth frames GOPR0477_11_00/ -o data/train
       deblur synth frames clip.mp4 -o data/train --frames 5-9 --seed 1 --preview
     """
+    from ..synth.frames import FrameSource
+    from ..synth.jobs import FramesJob, response_settings
+    from ..synth.layout import SceneWriter, write_preview
+    from ..synth.response import Response, load_crf
+
     if sizes[0] < 1:
         raise click.BadParameter("must be at least 1", param_hint="--frames")
     if scene is not None and len(inputs) > 1:
@@ -268,6 +272,10 @@ def stills_cmd(
       deblur synth stills photos/ -o data/stills --seed 1 --preview
       deblur synth stills photos/ -o data/stills --per-image 3 --objects 1 --noise 2 --jpeg 80-95
     """
+    from ..synth.jobs import StillsJob, plan_stills
+    from ..synth.layout import write_preview
+    from ..synth.stills import StillOptions
+
     _check_output(output, inputs)
     try:
         options = StillOptions(

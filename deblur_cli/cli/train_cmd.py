@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.table import Column
+from rich.text import Text
 
-from ..model import ModelConfig
-from ..train.augment import AugmentConfig
-from ..train.trainer import AMP_MODES, SCHEDULES, TrainConfig, Trainer, finish_distributed
 from .common import console
+
+if TYPE_CHECKING:
+    from ..model import ModelConfig
+    from ..train.trainer import Trainer
+
+# The same names as deblur_cli.train.trainer's (tests/test_cli.py checks they agree); kept
+# here so that parsing the options does not import torch.
+SCHEDULES = ("multistep", "cosine", "constant")
+AMP_MODES = ("off", "auto", "bf16", "fp16")
 
 
 def parse_model_config(text: str | None) -> ModelConfig | None:
     if text is None:
         return None
+    from ..model import ModelConfig
+
     try:
         return ModelConfig.parse(text)
     except ValueError as err:
@@ -71,64 +76,203 @@ def parse_synth_options(items: tuple[str, ...]) -> dict[str, Any]:
     return options
 
 
+def format_duration(seconds: float) -> str:
+    """3 d 4 h, 2 h 05 min, 7 min 30 s: the units a person plans with."""
+    seconds = max(0, round(seconds))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class EtaColumn(ProgressColumn):
+    """ETA from the run's own pace (wall time per step since this process started), so it
+    reads a time after the first step even when one step takes minutes (rich's estimate
+    needs two updates within 30 s and shows -:--:-- on a slow CPU)."""
+
+    def render(self, task: Task) -> Text:
+        eta = task.fields.get("eta")
+        return Text("ETA " + (_clock(eta) if eta is not None else "…"), style="progress.remaining")
+
+
 class LiveView:
-    """Rich progress for rank 0: step, loss per scale, validation PSNR, steps/s, ETA."""
+    """Progress for rank 0: a bar on a terminal (fitting 80 columns), plain lines in a pipe.
+
+    Also says which defaults were chosen for the user, and after the first steps how long
+    the whole run will take.
+    """
+
+    ESTIMATE_AFTER_STEPS = 20
+    ESTIMATE_AFTER_S = 60.0
+    PIPE_EVERY_S = 30.0
 
     def __init__(self) -> None:
+        self.live = console.is_terminal
+        nowrap = Column(no_wrap=True)
         self.progress = Progress(
-            TextColumn("[bold]train[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[loss]}"),
-            TextColumn("{task.fields[val]}"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("[bold]train[/bold]", table_column=nowrap),
+            BarColumn(bar_width=None),  # the bar, not the numbers, gives way on a narrow terminal
+            TextColumn("{task.completed}/{task.total}", table_column=nowrap),
+            TextColumn("{task.fields[loss]}", table_column=nowrap),
+            TextColumn("{task.fields[val]}", table_column=nowrap),
+            TextColumn("{task.fields[rate]}", table_column=nowrap),
+            EtaColumn(table_column=nowrap),
             console=console,
+            expand=True,
+            disable=not self.live,
         )
         self.task: Any = None
+        self.total = self.start_step = 0
+        self.step = 0
+        self.first_step_at: float | None = None
+        self.estimated = False
+        self.last_line_at = 0.0
+        self.text = {"loss": "", "val": "", "rate": ""}
 
     def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event == "start":
-            where = f"{info['device']} x{info['world']}" if info["world"] > 1 else info["device"]
-            verb = "resuming at step" if info["resumed"] else "starting at step"
-            console.print(
-                f"[dim]{info['config'].summary()} on {where} ({info['amp']}); "
-                f"{info['train_items']} training items, {info['val_items']} validation[/dim]"
-            )
-            for source in info["sources"]:
-                console.print(f"[dim]  data: {source}[/dim]")
-            console.print(f"{verb} {info['start']} of {info['total']}")
-            self.progress.start()
-            self.task = self.progress.add_task(
-                "train",
-                total=info["total"],
-                completed=info["start"],
-                loss="",
-                val="",
-                rate="",
-            )
-        elif event == "step" and self.task is not None:
-            self.progress.update(self.task, completed=info["step"])
-        elif event == "log" and self.task is not None:
-            scales = [v for k, v in sorted(info.items()) if k.startswith("loss_s")]
-            text = f"loss {info['loss']:.3f} (" + " ".join(f"{v:.2f}" for v in scales) + ")"
-            if "adv_g" in info:
-                text += f" adv {info['adv_g']:.3f} D {info['loss_d']:.3f}"
-            self.progress.update(self.task, loss=text, rate=f"{info['steps_per_s']:.2f} it/s")
-        elif event == "val" and self.task is not None:
+            self._start(info)
+        elif self.task is None:
+            return
+        elif event == "step":
+            self._step(info["step"])
+        elif event == "log":
+            self._log(info)
+        elif event == "val":
             best = info["best"]
-            self.progress.update(self.task, val=f"val {info['psnr']:.2f} dB {info['ssim']:.3f}")
-            self.progress.console.print(
+            self.text["val"] = f"val {info['psnr']:.2f} dB"
+            self.progress.update(self.task, val=self.text["val"])
+            self._print(
                 f"step {info['step']}: validation {info['psnr']:.2f} dB / SSIM "
                 f"{info['ssim']:.4f} (best {best['psnr']:.2f} dB at step {int(best['step'])})"
             )
-        elif event == "checkpoint" and self.task is not None:
-            self.progress.console.print(f"[dim]step {info['step']}: checkpoint saved[/dim]")
+        elif event == "checkpoint":
+            self._print(f"[dim]step {info['step']}: checkpoint saved[/dim]")
+
+    def _start(self, info: dict[str, Any]) -> None:
+        where = f"{info['device']} x{info['world']}" if info["world"] > 1 else info["device"]
+        self._print(
+            f"[dim]{info['config'].summary()} on {where} ({info['amp']}); batch "
+            f"{info['batch']}, {info['patch']}px patches; {info['train_items']} training "
+            f"items, {info['val_items']} validation[/dim]"
+        )
+        chosen = describe_chosen(info.get("chosen", {}), info["device"], info["resumed"])
+        if chosen:
+            self._print(chosen)
+        if info.get("val_note"):
+            self._print(f"[yellow]{info['val_note']}[/yellow]")
+        for source in info["sources"]:
+            self._print(f"[dim]  data: {source}[/dim]")
+        verb = "resuming at step" if info["resumed"] else "starting at step"
+        self._print(f"{verb} {info['start']} of {info['total']:,}")
+        self.total, self.start_step, self.step = info["total"], info["start"], info["start"]
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train", total=info["total"], completed=info["start"], eta=None, **self.text
+        )
+
+    def _pace(self) -> float | None:
+        """Seconds per step over this process's steps after the first (which pays warm-up)."""
+        done = self.step - self.start_step
+        if self.first_step_at is None or done < 2:
+            return None
+        return (time.monotonic() - self.first_step_at) / (done - 1)
+
+    def _step(self, step: int) -> None:
+        self.step = step
+        if self.first_step_at is None:
+            self.first_step_at = time.monotonic()
+        pace = self._pace()
+        eta = pace * (self.total - step) if pace is not None else None
+        self.progress.update(self.task, completed=step, eta=eta)
+        self._estimate(force=False)
+
+    def _estimate(self, force: bool) -> None:
+        """Once, after the first log interval (or a minute): how long the whole run takes."""
+        pace = self._pace()
+        if self.estimated or pace is None or self.step >= self.total:
+            return
+        assert self.first_step_at is not None
+        done = self.step - self.start_step
+        elapsed = time.monotonic() - self.first_step_at
+        if not (force or done >= self.ESTIMATE_AFTER_STEPS or elapsed >= self.ESTIMATE_AFTER_S):
+            return
+        self.estimated = True
+        whole = pace * (self.total - self.start_step)
+        until = datetime.now() + timedelta(seconds=pace * (self.total - self.step))
+        self._print(
+            f"estimate: {self.total - self.start_step:,} steps at {pace:.2f} s/step "
+            f"≈ {format_duration(whole)} in all, done around {until:%a %H:%M} "
+            "(validation adds a little)"
+        )
+
+    def _log(self, info: dict[str, Any]) -> None:
+        self._step(info["step"])  # the trainer logs a step before it reports it done
+        scales = [v for k, v in sorted(info.items()) if k.startswith("loss_s")]
+        loss = f"loss {info['loss']:.3f}"
+        if console.width >= 120:  # the per-scale losses only where they fit
+            loss += " (" + " ".join(f"{v:.2f}" for v in scales) + ")"
+        if "adv_g" in info and console.width >= 120:
+            loss += f" adv {info['adv_g']:.3f} D {info['loss_d']:.3f}"
+        rate = info["steps_per_s"]
+        self.text.update(
+            loss=loss,
+            rate=f"{rate:.2f} it/s" if rate >= 0.1 else f"{1 / rate:.1f} s/it" if rate else "",
+        )
+        self.progress.update(self.task, loss=self.text["loss"], rate=self.text["rate"])
+        self._estimate(force=True)
+        now = time.monotonic()
+        if not self.live and (
+            now - self.last_line_at >= self.PIPE_EVERY_S or info["step"] >= self.total
+        ):
+            self.last_line_at = now
+            pace = self._pace()
+            eta = f"ETA {_clock(pace * (self.total - info['step']))}" if pace else "ETA …"
+            parts = [f"step {info['step']}/{self.total}", loss, self.text["val"], self.text["rate"]]
+            self._print("  ".join(p for p in parts + [eta] if p))
+
+    def _print(self, markup: str) -> None:
+        """One message, never cut or folded mid-word by rich (a pipe keeps it one line)."""
+        target = self.progress.console if self.live else console
+        target.print(markup, soft_wrap=not self.live, overflow="fold" if self.live else None)
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
+    """One line naming the defaults picked for the user, or '' when they gave everything."""
+    if not chosen:
+        return ""
+    parts = []
+    if "model" in chosen:
+        from ..model import CONFIGS
+
+        config = chosen["model"]
+        name = next((n for n, c in CONFIGS.items() if c == config), None)
+        parts.append(f"--config {name} ({config.summary()})" if name else f"--config {config}")
+    for name in ("steps", "batch", "patch"):
+        if name in chosen:
+            parts.append(f"--{name} {chosen[name]:,}")
+    if resumed:
+        return "from the run being resumed: " + ", ".join(parts)
+    why = (
+        "the paper's recipe on CUDA"
+        if device.startswith("cuda")
+        else "light defaults for a CPU (the paper's network would take weeks here: give "
+        "--config paper --steps 131400 --batch 16 --patch 256 to insist)"
+    )
+    return f"chose {', '.join(parts)}: {why}"
 
 
 @click.command("train")
@@ -149,20 +293,38 @@ class LiveView:
     metavar="NAME|S,B,F,K[,res]",
     help="Network: paper (3,19,64,5), light (3,7,32,3,res), or scales,blocks,feats,kernel; "
     "',res' adds each scale's blurry input to its output (global residual, not in the "
-    "paper). Default: the --init file's, else paper.",
+    "paper). Default: the --init file's (or the resumed run's), else paper on CUDA and "
+    "light elsewhere.",
 )
 @click.option("--init", default=None, metavar="WEIGHTS", help="Fine-tune from these weights.")
-@click.option("--steps", type=click.IntRange(1), default=131_400, show_default=True)
+@click.option(
+    "--steps",
+    type=click.IntRange(1),
+    default=None,
+    help="Optimizer steps in all. Default: 131,400 on CUDA (the paper), 7,000 on CPU.",
+)
 @click.option(
     "--batch",
     type=click.IntRange(1),
-    default=16,
-    show_default=True,
-    help="Global batch, split across torchrun processes.",
+    default=None,
+    help="Global batch, split across torchrun processes. Default: 16 on CUDA (the paper), "
+    "8 on CPU.",
 )
-@click.option("--patch", type=click.IntRange(4), default=256, show_default=True)
+@click.option(
+    "--patch",
+    type=click.IntRange(4),
+    default=None,
+    help="Side of the square training crops in pixels. Default: 256 on CUDA (the paper), "
+    "128 on CPU.",
+)
 @click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default="multistep", show_default=True)
+@click.option(
+    "--schedule",
+    type=click.Choice(SCHEDULES),
+    default="multistep",
+    show_default=True,
+    help="Learning-rate schedule: multistep (--milestones, --lr-gamma) or cosine (--min-lr).",
+)
 @click.option(
     "--milestones",
     default="0.5,0.75,0.9",
@@ -186,8 +348,16 @@ class LiveView:
     help="Mixed precision: auto = bf16 on CPU, fp16 + GradScaler on CUDA.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, mps.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of weights, crops and shuffling."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=2,
+    show_default=True,
+    help="Data-loading processes (0 = in the training process).",
+)
 @click.option(
     "--blur-dir",
     type=click.Choice(["auto", "blur_gamma", "blur"]),
@@ -206,8 +376,21 @@ class LiveView:
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")
 @click.option("--no-channel-shuffle", is_flag=True, help="No RGB permutation.")
-@click.option("--saturation", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--noise", type=click.FloatRange(0), default=2.0, show_default=True)
+@click.option(
+    "--saturation",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Augmentation: saturation scaled by a factor drawn from 1 ± this (0 = off).",
+)
+@click.option(
+    "--noise",
+    type=click.FloatRange(0),
+    default=2.0,
+    show_default=True,
+    help="Augmentation: Gaussian noise on the blurry input, std drawn as N(0,1) x this "
+    "grey levels (0 = off).",
+)
 @click.option("--no-augment", is_flag=True, help="Switch every augmentation off.")
 @click.option(
     "--synth-opt",
@@ -221,8 +404,21 @@ class LiveView:
     multiple=True,
     help="Validation data (same forms as DATA). Default: hold back --val-count items.",
 )
-@click.option("--val-count", type=click.IntRange(0), default=8, show_default=True)
-@click.option("--val-every", type=click.IntRange(1), default=1000, show_default=True)
+@click.option(
+    "--val-count",
+    type=click.IntRange(0),
+    default=8,
+    show_default=True,
+    help="Without --val: training items held back for validation, never more than 10% "
+    "of a source (a small dataset keeps its items for training).",
+)
+@click.option(
+    "--val-every",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Validate every N steps (and at the end).",
+)
 @click.option(
     "--val-crop",
     type=click.IntRange(0),
@@ -230,8 +426,20 @@ class LiveView:
     show_default=True,
     help="Central crop for validation; 0 = whole images.",
 )
-@click.option("--checkpoint-every", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--log-every", type=click.IntRange(1), default=20, show_default=True)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Save checkpoint.pt (what a re-run resumes from) every N steps.",
+)
+@click.option(
+    "--log-every",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="Write losses to log.csv (and the progress line) every N steps.",
+)
 @click.option(
     "--export",
     type=click.Path(path_type=Path),
@@ -251,9 +459,9 @@ def train(
     out: Path,
     model_config: str | None,
     init: str | None,
-    steps: int,
-    batch: int,
-    patch: int,
+    steps: int | None,
+    batch: int | None,
+    patch: int | None,
     lr: float,
     schedule: str,
     milestones: str,
@@ -297,8 +505,11 @@ def train(
 
     \b
     Defaults follow the official code: loss 1*L1 summed over 3 scales, Adam 1e-4,
-    batch 16, 256px patches, flips/transposes/RGB shuffle/saturation/noise, lr halved
-    at 50/75/90% of the steps. Ctrl-C saves a checkpoint; run the same command to resume.
+    flips/transposes/RGB shuffle/saturation/noise, lr halved at 50/75/90% of the steps;
+    on CUDA also the paper network, batch 16, 256px patches, 131,400 steps. On a CPU,
+    where that would take weeks, the light network, batch 8, 128px patches, 7,000 steps
+    (what is chosen is printed, with the estimated time after the first steps). Ctrl-C
+    saves a checkpoint; run the same command to resume.
 
     \b
     Examples:
@@ -307,6 +518,9 @@ def train(
       deblur train stills:photos/ frames:GOPR0477/ --config light --steps 20000
       torchrun --nproc_per_node 4 -m deblur_cli train gopro:GOPRO_Large/train --batch 16
     """
+    from ..train.augment import AugmentConfig
+    from ..train.trainer import TrainConfig, Trainer, finish_distributed
+
     aug = (
         AugmentConfig.none()
         if no_augment
@@ -383,11 +597,15 @@ def _summary(trainer: Trainer, result: Any) -> None:
         base = f" (blurry input {ident['psnr']:.2f} dB / {ident['ssim']:.4f})" if ident else ""
         console.print(
             f"best validation {result.best['psnr']:.2f} dB / SSIM {result.best['ssim']:.4f} "
-            f"at step {int(result.best['step'])}{base}"
+            f"at step {int(result.best['step'])}{base}",
+            soft_wrap=True,
         )
-    console.print(f"run folder: [bold]{result.out}[/bold] (log.csv, curves.png, checkpoint.pt)")
+    console.print(
+        f"run folder: [bold]{result.out}[/bold] (log.csv, curves.png, checkpoint.pt)",
+        soft_wrap=True,
+    )
     if result.exported:
-        console.print(f"exported → [bold]{result.exported}[/bold]")
+        console.print(f"exported → [bold]{result.exported}[/bold]", soft_wrap=True)
 
 
 COMMANDS = [train]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,26 +18,22 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..engine import deblur_array
 from ..errors import DeblurError
-from ..photos import default_output
-from ..video import (
-    SEGMENT_SECONDS,
-    EncodeSettings,
-    VideoResult,
-    check_encoder,
-    check_output,
-    export_frames,
-    finished_export,
-    finished_output,
-    parse_time,
-    parts_folder,
-    probe,
-    process_video,
-    unfinished_export,
-    unfinished_run,
-)
 from .common import console, describe, model_options, open_model
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# deblur_cli.video.SEGMENT_SECONDS (tests/test_cli.py checks they agree): the video module
+# imports PyAV, which --help must not pay for.
+SEGMENT_SECONDS = 2.0
+
+
+def deblur_array(model, rgb: np.ndarray) -> np.ndarray:
+    """The engine's deblur_array, imported on first use (the engine imports torch)."""
+    from ..engine import deblur_array as run
+
+    return run(model, rgb)
 
 
 class Interrupted(DeblurError):
@@ -52,6 +48,8 @@ class TimeType(click.ParamType):
     name = "TIME"
 
     def convert(self, value, param, ctx) -> float:
+        from ..video import parse_time  # PyAV: paid only when a time is given
+
         try:
             return parse_time(value)
         except DeblurError as err:
@@ -148,6 +146,22 @@ def video(
     again: finished segments are reused, at most the last couple of seconds are redone.
     Work made with other settings is never mixed in; --force starts over.
     """
+    from ..photos import default_output
+    from ..video import (
+        EncodeSettings,
+        VideoResult,
+        check_encoder,
+        check_output,
+        export_frames,
+        finished_export,
+        finished_output,
+        parts_folder,
+        probe,
+        process_video,
+        unfinished_export,
+        unfinished_run,
+    )
+
     if output is not None and frames_dir is not None:
         raise click.UsageError("give either --output or --frames-dir, not both")
     t0, t1 = start, end

@@ -21,7 +21,7 @@ import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,31 @@ CHECKPOINT_VERSION = 1
 SCHEDULES = ("multistep", "cosine", "constant")
 AMP_MODES = ("off", "auto", "bf16", "fp16")
 
+# What an unset --config/--steps/--batch/--patch becomes. The paper's recipe where it is
+# feasible (CUDA: ~1000 official epochs of GOPRO_Large at batch 16); elsewhere the light
+# network at the scale of the bundled model's CPU stage (scripts/train_default.sh), which
+# finishes in hours where the paper's would take weeks.
+PAPER_DEFAULTS: dict[str, Any] = {"model": "paper", "steps": 131_400, "batch": 16, "patch": 256}
+CPU_DEFAULTS: dict[str, Any] = {"model": "light", "steps": 7_000, "batch": 8, "patch": 128}
+# Held-back validation never takes more than this fraction of a training source.
+VAL_FRACTION = 0.1
+
 
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; defaults are the official GOPRO recipe (reference §1.6)."""
+    """Everything a run depends on; defaults are the official GOPRO recipe (reference §1.6).
+
+    ``model``, ``steps``, ``batch`` and ``patch`` left at None are chosen by the device
+    (:func:`device_defaults`), or taken from the run being resumed.
+    """
 
     data: list[str]
     out: str = "runs/deblur"
-    model: ModelConfig | None = None  # None: the --init file's config, else "paper"
+    model: ModelConfig | None = None  # None: the --init file's, the resumed run's, or by device
     init: str | None = None
-    steps: int = 131_400  # ~1000 official epochs of GOPRO_Large (2103 pairs) at batch 16
-    batch: int = 16  # global batch, split across processes
-    patch: int = 256
+    steps: int | None = None  # None: 131,400 on CUDA (paper), 7,000 elsewhere
+    batch: int | None = None  # global batch, split across processes; None: 16 / 8
+    patch: int | None = None  # None: 256 / 128
     lr: float = 1e-4
     schedule: str = "multistep"
     milestones: tuple[float, ...] = (0.5, 0.75, 0.9)  # fractions of steps (or absolute > 1)
@@ -168,6 +181,39 @@ class _AllScales(nn.Module):
         return self.net.forward_all(x)
 
 
+def device_defaults(device: torch.device) -> dict[str, Any]:
+    """The paper's recipe on CUDA, the light CPU one elsewhere (CPU, MPS)."""
+    return dict(PAPER_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS)
+
+
+def resolve_defaults(
+    cfg: TrainConfig,
+    device: torch.device,
+    *,
+    init_config: ModelConfig | None = None,
+    resumed: dict[str, Any] | None = None,
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """Fill what the user left unset: from the run being resumed (so that re-running the same
+    command continues it on any machine), else the --init file's config, else by device.
+
+    Returns the complete config and what was chosen on the user's behalf (for the report).
+    """
+    chosen: dict[str, Any] = {}
+    by_device = device_defaults(device)
+    stored = (resumed or {}).get("train_config") or {}
+    for name in ("steps", "batch", "patch"):
+        if getattr(cfg, name) is None:
+            chosen[name] = int(stored.get(name) or by_device[name])
+    if cfg.model is None:
+        if resumed and resumed.get("model_config"):
+            chosen["model"] = ModelConfig.from_dict(resumed["model_config"])
+        elif init_config is not None:
+            return replace(cfg, model=init_config, **chosen), chosen
+        else:
+            chosen["model"] = CONFIGS[by_device["model"]]
+    return replace(cfg, **chosen), chosen
+
+
 def _milestones(cfg: TrainConfig) -> list[int]:
     steps = [int(round(m * cfg.steps)) if m <= 1 else int(m) for m in cfg.milestones]
     return sorted({s for s in steps if s > 0})
@@ -238,17 +284,28 @@ class Trainer:
         reporter: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         tune_allocator()
-        self.cfg = cfg
         self.on_step = on_step
         self.report = reporter or (lambda event, info: None)
         self.stop = _StopFlag()
         self.dist, self.device = init_distributed(cfg.device)
+        self.out = Path(cfg.out)
+        checkpoint = self.out / CHECKPOINT
+        self._resume_state = (
+            self._read_checkpoint(checkpoint) if cfg.resume and checkpoint.is_file() else None
+        )
+        init_file = load_weight_file(cfg.init) if cfg.init else None
+        cfg, self.chosen = resolve_defaults(
+            cfg,
+            self.device,
+            init_config=init_file.config if init_file else None,
+            resumed=self._resume_state,
+        )
+        self.cfg = cfg
         if self.device.type == "cuda":
             # Every training batch has the same shape: let cuDNN time its algorithms once.
             torch.backends.cudnn.benchmark = True
         self.amp_dtype = resolve_amp(cfg.amp, self.device)
         self.loss_spec = parse_loss(cfg.loss)
-        self.out = Path(cfg.out)
         self._check_sizes()
 
         # Data first: bad paths should fail before minutes of model set-up.
@@ -258,8 +315,8 @@ class Trainer:
 
         # Model: the same seed on every rank, so all start identical (DDP also broadcasts).
         torch.manual_seed(cfg.seed)
-        init_file = load_weight_file(cfg.init) if cfg.init else None
-        config = cfg.model or (init_file.config if init_file else CONFIGS["paper"])
+        config = cfg.model
+        assert config is not None  # resolve_defaults filled it
         if init_file and init_file.config != config:
             raise DeblurError(
                 f"--init {cfg.init} holds {init_file.config}, not the requested {config}"
@@ -288,8 +345,9 @@ class Trainer:
         self._saved_step = -1
         self._mid_step = False
         self.resumed_from: int | None = None
-        if cfg.resume and (self.out / CHECKPOINT).is_file():
-            self._load_checkpoint(self.out / CHECKPOINT)
+        if self._resume_state is not None:
+            self._load_checkpoint(checkpoint, self._resume_state)
+            self._resume_state = None  # the tensors now live in the model and optimizers
 
     # ----------------------------------------------------------------- construction
 
@@ -324,11 +382,21 @@ class Trainer:
         train = open_all(cfg.data)
         if cfg.val:
             return train, open_all(cfg.val)
+        self.val_note = ""
         if cfg.val_count <= 0:
             return train, []
         per_source = -(-cfg.val_count // len(train))
-        split = [s.split(per_source) for s in train]
-        return [t for t, _ in split], [v for _, v in split if len(v)]
+        counts = [min(per_source, int(len(s) * VAL_FRACTION)) for s in train]
+        if sum(counts) < cfg.val_count:
+            cap = f"at most {VAL_FRACTION:.0%} of each source is held back"
+            self.val_note = (
+                f"validation: {sum(counts)} of --val-count {cfg.val_count} items ({cap})"
+                if sum(counts)
+                else f"no validation: too few training items to hold any back ({cap}); "
+                "give --val DATA"
+            )
+        split = [s.split(n) if n else (s, None) for s, n in zip(train, counts, strict=True)]
+        return [t for t, _ in split], [v for _, v in split if v is not None and len(v)]
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         if self.dist.world == 1:
@@ -385,13 +453,15 @@ class Trainer:
         self.report("checkpoint", {"step": self.step, "path": str(path)})
         return path
 
-    def _load_checkpoint(self, path: Path) -> None:
+    def _read_checkpoint(self, path: Path) -> dict[str, Any]:
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            return torch.load(path, map_location=self.device, weights_only=True)
         except Exception as err:
             raise InputError(
                 f"{path}: cannot read the checkpoint ({_one_line(err)}); delete it or use --restart"
             ) from None
+
+    def _load_checkpoint(self, path: Path, state: dict[str, Any]) -> None:
         stored = ModelConfig.from_dict(state.get("model_config", {}))
         if stored != self.model_config:
             raise InputError(
@@ -605,6 +675,10 @@ class Trainer:
                 "val_items": len(self.val_set),
                 "config": self.model_config,
                 "sources": [s.describe() for s in self.train_sources],
+                "chosen": dict(self.chosen),
+                "batch": cfg.batch,
+                "patch": cfg.patch,
+                "val_note": self.val_note,
             },
         )
         sums: dict[str, torch.Tensor] = {}
