@@ -221,6 +221,13 @@ class LiveView:
     multiple=True,
     help="Validation data (same forms as DATA). Default: hold back --val-count items.",
 )
+@click.option(
+    "--identity-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Share of samples drawn from identity:DIR (sharp in, sharp out); 0 = one per photo.",
+)
 @click.option("--val-count", type=click.IntRange(0), default=8, show_default=True)
 @click.option("--val-every", type=click.IntRange(1), default=1000, show_default=True)
 @click.option(
@@ -274,6 +281,7 @@ def train(
     noise: float,
     no_augment: bool,
     synth_opt: tuple[str, ...],
+    identity_fraction: float,
     val_data: tuple[str, ...],
     val_count: int,
     val_every: int,
@@ -293,6 +301,8 @@ def train(
       frames:DIR  high-frame-rate frames (DIR/*.png or DIR/<seq>/*.png), averaged
                   7-13 at a time in linear light (GOPRO recipe, --frames-gamma) on the fly
       stills:DIR  sharp photos, blurred with synthetic camera shake on the fly
+      identity:DIR  sharp photos as their own targets (input: mild noise/JPEG), so the
+                  network leaves sharp content alone; see --identity-fraction
     Without a prefix the layout is guessed (a flat image folder counts as stills).
 
     \b
@@ -341,6 +351,7 @@ def train(
         blur_dir=blur_dir,
         gamma_frames=parse_gammas(frames_gamma),
         synth_options=parse_synth_options(synth_opt),
+        identity_fraction=identity_fraction,
         val=list(val_data),
         val_count=val_count,
         val_every=val_every,

@@ -13,7 +13,8 @@ Layouts recognised by :func:`open_source` (``KIND:PATH`` forces a kind):
 * ``pairs``  — ``ROOT/blur/*`` + ``ROOT/sharp/*`` matched by file name (extension ignored);
 * ``frames`` — high-frame-rate sequences, ``ROOT/*.png`` or ``ROOT/<sequence>/*.png``:
   7–13 consecutive frames are averaged in linear light, the middle frame is the target;
-* ``stills`` — sharp photos, blurred by ``deblur_cli.synth.synth_still`` (camera shake).
+* ``stills`` — sharp photos, blurred by ``deblur_cli.synth.synth_still`` (camera shake);
+* ``identity`` — sharp photos as their own targets (``train/identity.py``; never guessed).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ..errors import InputError
 from ..io.images import IMAGE_EXTENSIONS, read_image
 from .augment import AugmentConfig, augment_pair, center_crop, random_crop
 
-KINDS = ("gopro", "pairs", "frames", "stills")
+KINDS = ("gopro", "pairs", "frames", "stills", "identity")
 BLUR_DIRS = ("blur_gamma", "blur")
 FRAMES_MIN, FRAMES_MAX = 7, 13  # GOPRO: 7-13 frames at 240 fps per blurry image
 STILL_MARGIN = 64  # extra context around a still crop so blur does not see the crop border
@@ -415,8 +416,12 @@ def open_source(
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
     kind = kind or detect_kind(root)
-    if kind == "pairs":
-        source: Source = PairSource(root, _match_by_name(root / "blur", root / "sharp"), kind)
+    if kind == "identity":
+        from .identity import IdentitySource, identity_photos
+
+        source: Source = IdentitySource(root, identity_photos(root))
+    elif kind == "pairs":
+        source = PairSource(root, _match_by_name(root / "blur", root / "sharp"), kind)
     elif kind == "gopro":
         source = PairSource(root, gopro_pairs(root, blur_dir), kind)
     elif kind == "frames":

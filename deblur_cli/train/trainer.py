@@ -41,6 +41,7 @@ from .augment import AugmentConfig
 from .curves import CsvLog, plot_curves, read_log
 from .data import Source, StepBatches, TrainSet, ValSet, open_source
 from .discriminator import Discriminator, min_patch
+from .identity import size_identity
 from .losses import (
     discriminator_loss,
     generator_adv_loss,
@@ -81,6 +82,7 @@ class TrainConfig:
     blur_dir: str = "auto"
     synth_options: dict[str, Any] = field(default_factory=dict)
     gamma_frames: tuple[float, ...] = (2.2,)  # frames: camera gamma(s); each pair draws one
+    identity_fraction: float = 0.0  # share of identity:DIR samples (0 = one per photo)
     val: list[str] = field(default_factory=list)  # separate validation data; else held back
     val_count: int = 8
     val_every: int = 1000
@@ -323,12 +325,15 @@ class Trainer:
 
         train = open_all(cfg.data)
         if cfg.val:
-            return train, open_all(cfg.val)
-        if cfg.val_count <= 0:
-            return train, []
-        per_source = -(-cfg.val_count // len(train))
-        split = [s.split(per_source) for s in train]
-        return [t for t, _ in split], [v for _, v in split if len(v)]
+            val = open_all(cfg.val)
+        elif cfg.val_count <= 0:
+            val = []
+        else:
+            per_source = -(-cfg.val_count // len(train))
+            split = [s.split(per_source) for s in train]
+            train, val = [t for t, _ in split], [v for _, v in split if len(v)]
+        size_identity(train, cfg.identity_fraction)
+        return train, val
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         if self.dist.world == 1:
