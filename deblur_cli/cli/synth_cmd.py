@@ -235,6 +235,21 @@ def _spread(records: list) -> list:
               help="Re-encode the blurry image as JPEG, quality drawn from Q1-Q2.")  # fmt: skip
 @click.option("--gamma", type=click.FloatRange(0.1, 10), default=2.2, show_default=True,
               help="Camera response as a power law.")  # fmt: skip
+# Realistic synthesis (each a switch, off by default, so it can be measured alone).
+@click.option("--crf", type=click.Path(path_type=Path), default=None,
+              help="Measured inverse camera response instead of --gamma (.npy/.txt), e.g. "
+              "REDS's gopro_hero6_inverse_crf.npy.")  # fmt: skip
+@click.option("--blur-px", default=None, callback=_range(float), metavar="A-B",
+              help="Shake extent drawn log-uniform in A-B pixels (replaces --blur), "
+              "e.g. 1-60 covers everyday photos to GOPRO.")  # fmt: skip
+@click.option("--sharp-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of pairs without camera shake (segments still move).")  # fmt: skip
+@click.option("--highlights", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Boost near-white light up to this factor before the blur, clip after: "
+              "light streaks (0 = off, e.g. 8).")  # fmt: skip
+@click.option("--segments", type=click.IntRange(0, 16), default=0, show_default=True,
+              help="Regions of the photo that move on their own paths (needs scikit-image, "
+              "the 'train' extra).")  # fmt: skip
 @click.option("--max-side", type=click.IntRange(32), default=None,
               help="Shrink larger photos to this many pixels first (faster, cleaner).")  # fmt: skip
 @click.option("--scene", default=None, help="Put every pair in this one scene.")
@@ -253,6 +268,11 @@ def stills_cmd(
     noise: float,
     jpeg: tuple[int, int] | None,
     gamma: float,
+    crf: Path | None,
+    blur_px: tuple[float, float] | None,
+    sharp_share: float,
+    highlights: float,
+    segments: int,
     max_side: int | None,
     scene: str | None,
     preview: bool,
@@ -267,6 +287,8 @@ def stills_cmd(
     Examples:
       deblur synth stills photos/ -o data/stills --seed 1 --preview
       deblur synth stills photos/ -o data/stills --per-image 3 --objects 1 --noise 2 --jpeg 80-95
+      deblur synth stills photos/ -o data/real --blur-px 1-60 --sharp-share 0.1 \\
+          --segments 3 --highlights 8 --crf gopro_hero6_inverse_crf.npy --noise 3 --jpeg 85-98
     """
     _check_output(output, inputs)
     try:
@@ -280,6 +302,11 @@ def stills_cmd(
             objects=objects,
             noise=noise,
             jpeg=jpeg,
+            crf=str(crf) if crf is not None else None,
+            blur_px=blur_px,
+            sharp_share=sharp_share,
+            highlights=highlights,
+            segments=segments,
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from None

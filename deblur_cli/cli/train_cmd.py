@@ -203,6 +203,14 @@ class LiveView:
     help="frames: camera gamma for averaging (2.2 = linear light, as GOPRO's blur_gamma; "
     "1 = code values, as GOPRO's blur). Several: each pair draws one, e.g. 1,2.2.",
 )
+@click.option(
+    "--frames-crf",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="frames: measured inverse camera response instead of --frames-gamma (.npy/.txt; "
+    "e.g. REDS's gopro_hero6_inverse_crf.npy, OpenCV BGR layout understood).",
+)
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")
 @click.option("--no-channel-shuffle", is_flag=True, help="No RGB permutation.")
@@ -267,6 +275,7 @@ def train(
     workers: int,
     blur_dir: str,
     frames_gamma: str,
+    frames_crf: Path | None,
     no_flip: bool,
     no_transpose: bool,
     no_channel_shuffle: bool,
@@ -340,6 +349,7 @@ def train(
         augment=aug,
         blur_dir=blur_dir,
         gamma_frames=parse_gammas(frames_gamma),
+        frames_crf=str(frames_crf) if frames_crf else None,
         synth_options=parse_synth_options(synth_opt),
         val=list(val_data),
         val_count=val_count,
