@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -40,18 +41,21 @@ def rows() -> list[tuple[str, str, dict, dict]]:
     out: list[tuple[str, str, dict, dict]] = []
 
     def still(name: str, **opts) -> None:
-        out.append((f"stills {name}", kodak, {"synth_options": opts}, {}))
+        """A row of plain StillOptions plus ``opts``: each switch measured alone."""
+        out.append((f"stills {name}", kodak, {"synth_options": {"mix": "none", **opts}}, {}))
 
-    still("default")
+    out.append(("stills train mix (stills: default)", kodak, {}, {}))
+    out.append(("stills train mix + augment", kodak, {}, {"augment": True}))
+    still("plain (before: mix=none)")
     still("gamma 1", gamma=1.0)
     still("almost no blur", blur=(0.0005, 0.001))
-    still("noise 4", noise=4.0)
     still("jpeg 70-95", jpeg=(70, 95))
     still("objects 2", objects=2)
     for spec_name, extra in _new_still_rows():
         still(spec_name, **extra)
     out.append(("frames gamma 1", frames, {"gamma": (1.0,)}, {}))
     out.append(("frames gamma 2.2", frames, {"gamma": (2.2,)}, {}))
+    out.append(("frames gamma 1,2.2 (--frames-gamma 1,2.2)", frames, {"gamma": (1.0, 2.2)}, {}))
     if _frames_take_crf():
         out.append(("frames GoPro CRF", frames, {"gamma": (2.2,), "frames_crf": CRF}, {}))
     out.append(("frames gamma 2.2 + augment", frames, {"gamma": (2.2,)}, {"augment": True}))
@@ -61,17 +65,24 @@ def rows() -> list[tuple[str, str, dict, dict]]:
 
 
 def _new_still_rows() -> list[tuple[str, dict]]:
-    """Rows for StillOptions fields that exist in this version of the code."""
+    """Rows for the realistic-synthesis switches that exist in this version of the code."""
     fields = set(stills_module.StillOptions.__dataclass_fields__)
+    crf = str(CRF)
     wanted = [
-        ("gopro crf", {"response": "gopro"}, "response"),
-        ("blur mix", {"blur_mix": True}, "blur_mix"),
-        ("saturation", {"saturation": 1.0}, "saturation"),
-        ("segments", {"segments": 6}, "segments"),
-        ("photon noise", {"photon_noise": 1.0}, "photon_noise"),
-        ("realistic (all)", {"preset": "realistic"}, "preset"),
+        ("GoPro CRF", {"crf": crf}, "crf"),
+        ("blur_px 1-60", {"blur_px": (1.0, 60.0)}, "blur_px"),
+        ("blur_px 1-60 sharp_share 0.2", {"blur_px": (1.0, 60.0), "sharp_share": 0.2}, "blur_px"),
+        ("highlights 8", {"highlights": 8.0}, "highlights"),
+        ("segments 3", {"segments": 3}, "segments"),
+        ("segments 3, no shake", {"segments": 3, "sharp_share": 1.0}, "segments"),
+        ("noise 4 (Poisson)", {"noise": 4.0}, "noise"),
     ]
+    for name, opts in EXTRA_STILLS:
+        wanted.append((name, opts, "blur_px"))
     return [(name, opts) for name, opts, field in wanted if field in fields]
+
+
+EXTRA_STILLS: list[tuple[str, dict]] = []  # filled from --still NAME=JSON
 
 
 def _frames_take_crf() -> bool:
@@ -161,23 +172,33 @@ def main() -> int:
     parser.add_argument("--patch", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, help="rows whose name contains this")
+    parser.add_argument(
+        "--still",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="an extra stills row: StillOptions as JSON, e.g. '{\"blur_px\": [1, 20]}'",
+    )
     args = parser.parse_args()
+    for text in args.still:
+        opts = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(text).items()}
+        EXTRA_STILLS.append((" ".join(f"{k}={v}" for k, v in opts.items()), opts))
     if not DATA.is_dir():
         print(f"error: {DATA} not found", file=sys.stderr)
         return 2
     header = (
-        f"{'source / setting':34s} {'Δtone':>7s} {'±sd':>6s} {'±sem':>6s} "
+        f"{'source / setting':44s} {'Δtone':>7s} {'±sd':>6s} {'±sem':>6s} "
         f"{'PSNR':>6s} {'grad':>5s} {'blur px':>7s} {'ms/patch':>8s}"
     )
     print(f"mean(blurry - sharp) in grey levels over {args.n} random {args.patch}px patches")
-    print(header)
+    print(header, flush=True)
     print("-" * len(header))
     for name, spec, kwargs, flags in rows():
         if args.only and args.only not in name:
             continue
         r = measure(spec, kwargs, flags, args.n, args.patch, args.seed)
         print(
-            f"{name:34s} {r['mean']:+7.2f} {r['std']:6.2f} {r['sem']:6.2f} "
+            f"{name:44s} {r['mean']:+7.2f} {r['std']:6.2f} {r['sem']:6.2f} "
             f"{r['psnr']:6.2f} {r['grad']:5.2f} {r['blur_px']:7.1f} {r['ms']:8.0f}",
             flush=True,
         )

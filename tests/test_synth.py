@@ -500,3 +500,37 @@ def test_stills_cli_realistic_switches(photos: Path, tmp_path: Path) -> None:
     ]:
         bad = run("stills", str(photos), "-o", str(tmp_path / "bad"), *args)
         assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+@needs_sharp
+def test_code_share_sets_how_much_blur_brightens() -> None:
+    """Linear-light averages brighten blurred contrast (Jensen); code-value ones keep tone."""
+    photo = kodak("kodim05", 200)
+    shifts = {0.0: [], 1.0: []}
+    for seed in range(3):
+        for share in shifts:
+            b, s = synth_still(
+                photo, np.random.default_rng(seed), blur_px=(12, 12), code_share=share
+            )
+            shifts[share].append(float(b.astype(float).mean() - s.astype(float).mean()))
+    assert min(shifts[0.0]) > 1.5, shifts
+    assert max(abs(v) for v in shifts[1.0]) < 0.6, shifts
+
+
+def test_stills_cli_train_mix(photos: Path, tmp_path: Path) -> None:
+    result = run("stills", str(photos), "-o", str(tmp_path / "m"), "--mix", "train")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "m" / "kodak" / "synth.json").read_text())["settings"]
+    assert settings["blur_px"] == [1.0, 60.0] and settings["code_share"] == 0.75
+    assert settings["jpeg"] == [85, 98] and settings["sharp_share"] == 0.2
+    args = ["--mix", "train", "--blur-px", "2-4", "--noise", "0"]
+    result = run("stills", str(photos), "-o", str(tmp_path / "n"), *args)
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "n" / "kodak" / "synth.json").read_text())["settings"]
+    assert settings["blur_px"] == [2.0, 4.0] and settings["noise"] == 0.0  # given wins
+    assert settings["code_share"] == 0.75
+    result = run(
+        "stills", str(photos), "-o", str(tmp_path / "p"), "--mix", "train", "--blur", "0.02"
+    )
+    settings = json.loads((tmp_path / "p" / "kodak" / "synth.json").read_text())["settings"]
+    assert settings["blur_px"] is None and settings["blur"] == [0.02, 0.02]

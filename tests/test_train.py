@@ -337,6 +337,15 @@ def test_frames_crf_and_realistic_stills_on_the_fly(tmp_path: Path) -> None:
     assert np.array_equal(again[0], blur) and np.array_equal(again[1], sharp)
     with pytest.raises(InputError, match="blur_px"):
         open_source(f"stills:{tmp_path / 's'}", synth_options={"blur_px": (0, 3)})
+    # Without options stills: renders the training mix; keys override it; mix=none is plain.
+    from deblur_cli.synth import TRAIN_MIX
+
+    assert open_source(f"stills:{tmp_path / 's'}").options == TRAIN_MIX
+    tuned = open_source(f"stills:{tmp_path / 's'}", synth_options={"code_share": 0.0})
+    assert tuned.options == {**TRAIN_MIX, "code_share": 0.0}
+    assert open_source(f"stills:{tmp_path / 's'}", synth_options={"mix": "none"}).options == {}
+    with pytest.raises(InputError, match="mix=train"):
+        open_source(f"stills:{tmp_path / 's'}", synth_options={"mix": "gopro"})
 
 
 def test_cli_train_rejects_a_missing_frames_crf(tmp_path: Path) -> None:

@@ -316,6 +316,12 @@ class StillSource(Source):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def describe(self) -> str:
+        if not self.options:
+            return super().describe()
+        shown = ", ".join(f"{k} {_show(v)}" for k, v in self.options.items())
+        return f"{super().describe()[:-1]}; {shown})"
+
     def _synth(self, sharp: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         from ..synth import synth_still  # lazy: synthesis is an optional room
 
@@ -355,6 +361,22 @@ class StillSource(Source):
         return StillSource(self.root, train, self.options), StillSource(
             self.root, val, self.options
         )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "-".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return Path(value).name if isinstance(value, str) else f"{value:g}"
+
+
+def still_options(synth_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options ``stills:`` renders with (:func:`deblur_cli.synth.with_train_mix`)."""
+    from ..synth import with_train_mix
+
+    try:
+        return with_train_mix(synth_options or {})
+    except ValueError as err:
+        raise InputError(f"--synth-opt: {err}") from None
 
 
 # --------------------------------------------------------------------------- discovery
@@ -427,7 +449,8 @@ def open_source(
 ) -> Source:
     """A :class:`Source` for ``[KIND:]PATH``; raises :class:`InputError` with a clear line.
 
-    ``synth_options`` are :class:`deblur_cli.synth.StillOptions` fields for ``stills``;
+    ``synth_options`` are :class:`deblur_cli.synth.StillOptions` fields for ``stills``
+    (over ``synth.TRAIN_MIX``, see :func:`still_options`);
     ``gamma`` (one or several) or ``frames_crf`` (a camera response file) for ``frames``.
     """
     kind, root = parse_spec(spec)
@@ -444,14 +467,14 @@ def open_source(
         ]
         source = FrameSource(root, [s for s in sequences if s], gamma, frames_crf)
     else:
-        if synth_options:
-            from ..synth import make_options
+        from ..synth import make_options
 
-            try:
-                make_options(**synth_options)
-            except (TypeError, ValueError) as err:
-                raise InputError(f"--synth-opt: {err}") from None
-        source = StillSource(root, list_images(root), synth_options)
+        options = still_options(synth_options)
+        try:
+            make_options(**options)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"--synth-opt: {err}") from None
+        source = StillSource(root, list_images(root), options)
     if len(source) == 0:
         raise InputError(f"{root}: no usable {kind} data found")
     return source
