@@ -206,16 +206,31 @@ def render_still(sharp: np.ndarray, rng: np.random.Generator, opts: StillOptions
 
     total = np.zeros_like(linear)
     valid = np.full((height, width), 255, np.uint8)
-    ones = np.full((height, width), 255, np.uint8)
+    quad = np.zeros_like(valid)
+    # The picture's own pixels, 1 px in from its edge: where every pose has real content.
+    inner = np.array(
+        [[1, 1, 1], [width - 2, 1, 1], [width - 2, height - 2, 1], [1, height - 2, 1.0]]
+    )
     middle = steps // 2
     sharp_linear = linear
     for k, (h, t) in enumerate(zip(homographies, times, strict=True)):
-        # Cubic: bilinear resampling at sub-pixel poses would add blur of its own.
-        frame = cv2.warpPerspective(
-            background, h, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT
-        )
-        mask = cv2.warpPerspective(ones, h, (width, height), flags=cv2.INTER_LINEAR)
-        np.minimum(valid, mask, out=valid)
+        if np.allclose(h, np.eye(3), rtol=0, atol=1e-12):  # no shake at this instant
+            frame = background.copy()
+        else:
+            # Cubic: bilinear resampling at sub-pixel poses would add blur of its own.
+            frame = cv2.warpPerspective(
+                background,
+                h,
+                (width, height),
+                flags=cv2.INTER_CUBIC,
+                borderMode=cv2.BORDER_CONSTANT,
+            )
+            # Valid = inside the warped picture: a filled quad, far cheaper than warping a mask.
+            mapped = inner @ h.T
+            corners = np.rint(16 * mapped[:, :2] / mapped[:, 2:3]).astype(np.int32)
+            quad[:] = 0
+            cv2.fillConvexPoly(quad, corners, 255, lineType=cv2.LINE_8, shift=4)
+            np.minimum(valid, quad, out=valid)
         for layer in layers:
             frame = layer.composite(frame, h, t)
         total += frame
@@ -223,7 +238,8 @@ def render_still(sharp: np.ndarray, rng: np.random.Generator, opts: StillOptions
             sharp_linear = frame
     total /= steps
 
-    # Cubic taps reach one pixel further than the bilinear mask: keep a one-pixel margin.
+    # Cubic taps reach one pixel further, and the quad's rasterised edge half a pixel: keep
+    # a one-pixel margin.
     valid = cv2.erode(valid, np.ones((3, 3), np.uint8))
     x0, y0, x1, y1 = largest_valid_rect(valid == 255)
     if x1 - x0 < 16 or y1 - y0 < 16:
@@ -526,6 +542,9 @@ def largest_valid_rect(valid: np.ndarray) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
+_POISSON_EXACT_BELOW = 64.0  # photon counts above this: Gaussian with the Poisson variance
+
+
 def _add_noise(
     rng: np.random.Generator, linear: np.ndarray, max_level: float, response: Response
 ) -> np.ndarray:
@@ -543,8 +562,14 @@ def _add_noise(
     gain = (1 - read_share) * sigma_mid**2 / mid  # linear light per photon
     if gain <= 0:
         return linear
-    photons = rng.poisson(np.clip(linear, 0, None).astype(np.float64) / gain)
-    noisy = (photons * gain).astype(np.float32)
+    expected = np.clip(linear, 0, None) / np.float32(gain)  # mean photon count per pixel
+    # Poisson(λ) is Gaussian with variance λ to within 1 % for the counts of all but the
+    # darkest pixels; drawing it exactly everywhere cost 60 ms per training patch.
+    photons = expected + np.sqrt(expected) * rng.standard_normal(linear.shape, dtype=np.float32)
+    dark = expected < _POISSON_EXACT_BELOW
+    if dark.any():
+        photons[dark] = rng.poisson(expected[dark].astype(np.float64))
+    noisy = photons * np.float32(gain)
     return noisy + read_std * rng.standard_normal(linear.shape, dtype=np.float32)
 
 
