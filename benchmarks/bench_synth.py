@@ -7,7 +7,11 @@ processes hits them alike; the table gives the median ms per patch, the spread (
 the ratio to the first row.
 
     python benchmarks/bench_synth.py --rounds 8 --patch 256
-    python benchmarks/bench_synth.py --only stills
+    python benchmarks/bench_synth.py --only stills --network light
+
+``--network CONFIG`` adds a row for one training step of that model (forward + backward of
+the multi-scale L1 loss, batch ``--batch``, fp32, all threads), per patch, interleaved with
+the rest: a loader row well below it leaves the network the bottleneck.
 """
 
 from __future__ import annotations
@@ -57,11 +61,34 @@ def variants() -> list[tuple[str, str, dict]]:
     ]
 
 
+def network_step(config: str, batch: int, patch: int):
+    """A closure running one training step of ``config`` on a random batch."""
+    import torch
+
+    from deblur_cli.model import ModelConfig, build_model
+    from deblur_cli.train.losses import multiscale_content_loss
+
+    net = build_model(ModelConfig.parse(config))
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
+    blurry = torch.rand(batch, 3, patch, patch) * 255
+    sharp = torch.rand(batch, 3, patch, patch) * 255
+
+    def step() -> None:
+        loss, _ = multiscale_content_loss(net.forward_all(blurry), sharp)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8, help="patches per variant")
     parser.add_argument("--patch", type=int, default=256)
     parser.add_argument("--only", default=None, help="variants whose name contains this")
+    parser.add_argument("--network", default=None, metavar="CONFIG", help="e.g. light")
+    parser.add_argument("--batch", type=int, default=4, help="batch of the --network step")
     args = parser.parse_args()
     if not DATA.is_dir():
         print(f"error: {DATA} not found", file=sys.stderr)
@@ -73,6 +100,10 @@ def main() -> int:
         files = getattr(source, "paths", None) or [p for q in source.sequences for p in q]
         for path in files:  # training workers keep these decoded (DecodedCache)
             load_rgb(path)
+    step = network_step(args.network, args.batch, args.patch) if args.network else None
+    if step:
+        chosen.append((f"network {args.network} step", "", {}))
+        step()  # warm-up
     times: list[list[float]] = [[] for _ in chosen]
     for k in range(args.rounds):
         for i, source in enumerate(sources):
@@ -81,6 +112,10 @@ def main() -> int:
             start = time.perf_counter()
             source.sample(index, rng, args.patch)
             times[i].append(1000 * (time.perf_counter() - start))
+        if step:
+            start = time.perf_counter()
+            step()
+            times[-1].append(1000 * (time.perf_counter() - start) / args.batch)
     base = statistics.median(times[0])
     print(f"{args.patch}px patches, {args.rounds} rounds interleaved; one process, one thread")
     print(f"{'variant':28s} {'ms/patch':>9s} {'IQR':>13s} {'patches/s':>9s} {'ratio':>6s}")
