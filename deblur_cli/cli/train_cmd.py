@@ -221,7 +221,8 @@ class LiveView:
     "--synth-opt",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Option for synthetic stills (deblur_cli.synth.synth_still), e.g. blur=[0.02,0.05].",
+    help="Option for synthetic stills over the training mix (deblur_cli.synth.TRAIN_MIX), "
+    "e.g. segments=3, highlights=8, crf=FILE, code_share=0.5; mix=none: plain options.",
 )
 @click.option(
     "--val",

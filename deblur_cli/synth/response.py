@@ -71,10 +71,10 @@ class Response:
         lut = self.lut()
         if lut.ndim == 2 and pixels.shape[-1] != 3:
             raise ValueError("a per-channel response needs HxWx3 RGB pixels")
-        if pixels.ndim == 3 and pixels.shape[-1] <= 4 and pixels.flags.c_contiguous:
+        if pixels.ndim == 3 and pixels.shape[-1] <= 4:
             # cv2.LUT: one pass, a quarter of numpy's fancy indexing (a frames: window
-            # converts 7-13 frames per training patch).
-            return cv2.LUT(pixels, lut.reshape(1, 256, -1))
+            # converts 7-13 cropped frames per training patch).
+            return cv2.LUT(np.ascontiguousarray(pixels), lut.reshape(1, 256, -1))
         return lut[pixels] if lut.ndim == 1 else lut[pixels, np.arange(3)]
 
     def from_linear(self, linear: np.ndarray) -> np.ndarray:

@@ -13,7 +13,8 @@ Layouts recognised by :func:`open_source` (``KIND:PATH`` forces a kind):
 * ``pairs``  — ``ROOT/blur/*`` + ``ROOT/sharp/*`` matched by file name (extension ignored);
 * ``frames`` — high-frame-rate sequences, ``ROOT/*.png`` or ``ROOT/<sequence>/*.png``:
   7–13 consecutive frames are averaged in linear light, the middle frame is the target;
-* ``stills`` — sharp photos, blurred by ``deblur_cli.synth.synth_still`` (camera shake).
+* ``stills`` — sharp photos, blurred by ``deblur_cli.synth.synth_still`` (camera shake,
+  moving segments, highlights, noise...), with ``synth.TRAIN_MIX`` unless told otherwise.
 """
 
 from __future__ import annotations
