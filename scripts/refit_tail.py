@@ -28,6 +28,10 @@ from deblur_cli.train.refit import NormalEquations, collect, parse_shares, refit
 from deblur_cli.weights import load_weight_file, save_weights
 
 
+def _still_options(gamma: float | str) -> dict:
+    return {} if gamma == "mix" else {"mix": "none", "gamma": gamma}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -38,7 +42,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=176)
     parser.add_argument("--pixels", type=int, default=4096, help="sampled pixels per patch")
     parser.add_argument("--ridge", type=float, default=1e-3)
-    parser.add_argument("--stills-gamma", type=float, default=1.0)
+    parser.add_argument("--stills-gamma", type=float, default=1.0, help="for plain groups")
     parser.add_argument("--frames-gamma", default="1,2.2")
     parser.add_argument("--noise", type=float, default=1.0, help="input noise augmentation")
     parser.add_argument("--seed", type=int, default=0)
@@ -50,12 +54,13 @@ def main() -> None:
     net = build_model(init.config)
     net.load_state_dict(init.state_dict)
     groups_spec: dict[str, list[str]] = {}
-    stills_gamma: dict[str, float] = {}
+    stills_gamma: dict[str, float | str] = {}
     for item in args.group:
         name, _, specs = item.partition("=")
-        name, _, gamma = name.partition("@")  # NAME@GAMMA: this group's stills gamma
+        # NAME@GAMMA: plain shake stills at this gamma; NAME@mix: synth.TRAIN_MIX stills
+        name, _, gamma = name.partition("@")
         groups_spec[name] = specs.split(",")
-        stills_gamma[name] = float(gamma) if gamma else args.stills_gamma
+        stills_gamma[name] = gamma if gamma == "mix" else float(gamma or args.stills_gamma)
     cache = args.out / "normal_equations.pt"
     stored = torch.load(cache, weights_only=True) if cache.is_file() else {}
     groups: dict[str, NormalEquations] = {}
@@ -71,7 +76,8 @@ def main() -> None:
             )
             continue
         sources = [
-            open_source(s, synth_options={"gamma": stills_gamma[name]}, gamma=gammas) for s in specs
+            open_source(s, synth_options=_still_options(stills_gamma[name]), gamma=gammas)
+            for s in specs
         ]
         data = TrainSet(sources, args.patch, augment, seed=args.seed)
         start = time.perf_counter()

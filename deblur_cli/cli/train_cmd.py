@@ -203,6 +203,14 @@ class LiveView:
     help="frames: camera gamma for averaging (2.2 = linear light, as GOPRO's blur_gamma; "
     "1 = code values, as GOPRO's blur). Several: each pair draws one, e.g. 1,2.2.",
 )
+@click.option(
+    "--frames-crf",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="frames: measured inverse camera response instead of --frames-gamma (.npy/.txt; "
+    "e.g. REDS's gopro_hero6_inverse_crf.npy, OpenCV BGR layout understood).",
+)
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")
 @click.option("--no-channel-shuffle", is_flag=True, help="No RGB permutation.")
@@ -213,7 +221,8 @@ class LiveView:
     "--synth-opt",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Option for synthetic stills (deblur_cli.synth.synth_still), e.g. blur=[0.02,0.05].",
+    help="Option for synthetic stills over the training mix (deblur_cli.synth.TRAIN_MIX), "
+    "e.g. segments=3, highlights=8, crf=FILE, code_share=0.5; mix=none: plain options.",
 )
 @click.option(
     "--val",
@@ -274,6 +283,7 @@ def train(
     workers: int,
     blur_dir: str,
     frames_gamma: str,
+    frames_crf: Path | None,
     no_flip: bool,
     no_transpose: bool,
     no_channel_shuffle: bool,
@@ -350,6 +360,7 @@ def train(
         augment=aug,
         blur_dir=blur_dir,
         gamma_frames=parse_gammas(frames_gamma),
+        frames_crf=str(frames_crf) if frames_crf else None,
         synth_options=parse_synth_options(synth_opt),
         identity_fraction=identity_fraction,
         val=list(val_data),

@@ -82,6 +82,7 @@ class TrainConfig:
     blur_dir: str = "auto"
     synth_options: dict[str, Any] = field(default_factory=dict)
     gamma_frames: tuple[float, ...] = (2.2,)  # frames: camera gamma(s); each pair draws one
+    frames_crf: str | None = None  # frames: camera response file, replaces gamma_frames
     identity_fraction: float = 0.0  # share of identity:DIR samples (0 = one per photo)
     val: list[str] = field(default_factory=list)  # separate validation data; else held back
     val_count: int = 8
@@ -320,7 +321,8 @@ class Trainer:
 
         def open_all(specs: list[str]) -> list[Source]:
             return [
-                open_source(s, cfg.blur_dir, cfg.synth_options, cfg.gamma_frames) for s in specs
+                open_source(s, cfg.blur_dir, cfg.synth_options, cfg.gamma_frames, cfg.frames_crf)
+                for s in specs
             ]
 
         train = open_all(cfg.data)
