@@ -46,6 +46,19 @@ def main() -> None:
     parser.add_argument("--frames-gamma", default="1,2.2")
     parser.add_argument("--noise", type=float, default=1.0, help="input noise augmentation")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--neutral",
+        default=None,
+        metavar="GROUP",
+        help="constrain the mean correction over this group (sharp photos) to zero",
+    )
+    parser.add_argument(
+        "--cascade",
+        default=None,
+        metavar="NAME:SHARES",
+        help="refit every scale's tail, coarse to fine, each on the outputs of the refit "
+        "coarser ones, with these shares; writes OUT/NAME.safetensors",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -66,45 +79,75 @@ def main() -> None:
     groups: dict[str, NormalEquations] = {}
     gammas = tuple(float(g) for g in args.frames_gamma.split(","))
     augment = AugmentConfig(noise=args.noise)
-    for name, specs in groups_spec.items():
-        key = json.dumps(
-            [specs, args.count, args.patch, args.pixels, args.seed, args.init, stills_gamma[name]]
-        )
-        if name in stored and stored[name]["key"] == key:
-            groups[name] = NormalEquations(
-                stored[name]["xtx"], stored[name]["xty"], stored[name]["rows"]
-            )
-            continue
-        sources = [
-            open_source(s, synth_options=_still_options(stills_gamma[name]), gamma=gammas)
-            for s in specs
-        ]
-        data = TrainSet(sources, args.patch, augment, seed=args.seed)
-        start = time.perf_counter()
-        with Progress() as bar:
-            task = bar.add_task(f"features: {name}", total=args.count)
-            groups[name] = collect(
-                net, data, args.count, pixels_per_patch=args.pixels, seed=args.seed,
-                progress=lambda done, total, task=task: bar.update(task, completed=done),
+
+    def collect_groups(model, scale: int, tag: str) -> dict[str, NormalEquations]:
+        found: dict[str, NormalEquations] = {}
+        for name, specs in groups_spec.items():
+            key = json.dumps(
+                [specs, args.count, args.patch, args.pixels, args.seed, args.init,
+                 stills_gamma[name]] + ([scale, tag] if tag else [])
             )  # fmt: skip
-        print(f"{name}: {args.count} patches in {time.perf_counter() - start:.0f} s")
-        stored[name] = {"key": key, "xtx": groups[name].xtx, "xty": groups[name].xty,
-                        "rows": groups[name].rows}  # fmt: skip
-        torch.save(stored, cache)
+            slot = f"{name}@{scale}:{tag}" if tag else name
+            if slot in stored and stored[slot]["key"] == key:
+                entry = stored[slot]
+                found[name] = NormalEquations(entry["xtx"], entry["xty"], entry["rows"])
+                continue
+            sources = [
+                open_source(s, synth_options=_still_options(stills_gamma[name]), gamma=gammas)
+                for s in specs
+            ]
+            data = TrainSet(sources, args.patch, augment, seed=args.seed)
+            start = time.perf_counter()
+            with Progress() as bar:
+                task = bar.add_task(f"features: {name} (scale {scale})", total=args.count)
+                found[name] = collect(
+                    model, data, args.count, pixels_per_patch=args.pixels, seed=args.seed,
+                    scale=scale,
+                    progress=lambda done, total, task=task: bar.update(task, completed=done),
+                )  # fmt: skip
+            print(
+                f"{name} scale {scale}: {args.count} patches in {time.perf_counter() - start:.0f} s"
+            )
+            stored[slot] = {"key": key, "xtx": found[name].xtx, "xty": found[name].xty,
+                            "rows": found[name].rows}  # fmt: skip
+            torch.save(stored, cache)
+        return found
+
+    if args.cascade:
+        cname, _, text = args.cascade.partition(":")
+        shares = parse_shares(text, list(groups_spec))
+        fitted = build_model(init.config)
+        fitted.load_state_dict(init.state_dict)
+        for scale in reversed(range(init.config.n_scales)):
+            found = collect_groups(fitted, scale, f"cascade {text}")
+            refit(fitted, found, shares, args.ridge, scale=scale)
+            bias = tail_of(fitted, scale).bias.detach().tolist()
+            print(f"scale {scale} refit (tail bias {[round(b, 2) for b in bias]})")
+        target = save_weights(
+            args.out / f"{cname}.safetensors", fitted.state_dict(), init.config,
+            description=f"{args.init} with every scale's tail refit by least squares, coarse "
+            f"to fine ({text})",
+            training_data=json.dumps({k: groups_spec[k] for k in shares}),
+            metrics={"refit": {"shares": shares, "ridge": args.ridge, "count": args.count,
+                               "patch": args.patch, "scales": "cascade"}},
+        )  # fmt: skip
+        print(f"{cname}: {target}")
+        return
+    groups = collect_groups(net, 0, "")
 
     for variant in args.variant:
         vname, _, text = variant.partition(":")
         shares = parse_shares(text, list(groups))
         fitted = build_model(init.config)
         fitted.load_state_dict(init.state_dict)
-        refit(fitted, groups, shares, args.ridge)
+        refit(fitted, groups, shares, args.ridge, neutral=args.neutral)
         bias = tail_of(fitted).bias.detach().tolist()
         target = save_weights(
             args.out / f"{vname}.safetensors", fitted.state_dict(), init.config,
             description=f"{args.init} with the finest tail refit by least squares ({text})",
             training_data=json.dumps({k: groups_spec[k] for k in shares}),
             metrics={"refit": {"shares": shares, "ridge": args.ridge, "count": args.count,
-                               "patch": args.patch}},
+                               "patch": args.patch, "neutral": args.neutral or ""}},
         )  # fmt: skip
         print(f"{vname}: {target} (tail bias {[round(b, 2) for b in bias]})")
 

@@ -56,3 +56,30 @@ def test_parse_shares_checks_names() -> None:
     assert np.isclose(
         sum(parse_shares("identity=0.25,frames=0.75", ["identity", "frames"]).values()), 1
     )
+
+
+def test_neutral_group_gets_no_mean_correction() -> None:
+    """A blurry group that asks for darkening cannot darken the neutral (sharp) group."""
+    from deblur_cli.train.refit import NormalEquations, solve
+
+    gen = torch.Generator().manual_seed(0)
+
+    def group(offset: float, target_mean: float) -> tuple[NormalEquations, torch.Tensor]:
+        x = torch.randn(4000, 6, generator=gen, dtype=torch.float64) + offset
+        x = torch.cat([x, torch.ones(4000, 1, dtype=torch.float64)], 1)
+        y = x[:, :3] * 0.5 + target_mean + 0.1 * torch.randn(4000, 3, generator=gen).double()
+        return NormalEquations(x.T @ x, x.T @ y, 4000), x
+
+    blurry, _ = group(0.3, -3.0)  # wants a -3 grey-level correction on average
+    sharp, x_sharp = group(-0.2, 0.0)
+    groups = {"blurry": blurry, "sharp": sharp}
+    current = (torch.zeros(3, 6, 1, 1), torch.zeros(3))
+    free_w, free_b = solve(groups, {"blurry": 0.7, "sharp": 0.3}, current, ridge=1e-6)
+    held_w, held_b = solve(groups, {"blurry": 0.7, "sharp": 0.3}, current, 1e-6, "sharp")
+
+    def mean_on_sharp(w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        coef = torch.cat([w.reshape(3, -1), b[:, None]], 1).T.double()
+        return (x_sharp @ coef).mean(0)
+
+    assert mean_on_sharp(free_w, free_b).abs().min() > 0.3  # pulled toward darkening
+    assert mean_on_sharp(held_w, held_b).abs().max() < 1e-6  # held at zero

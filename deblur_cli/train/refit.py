@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model import MultiScaleDeblurNet
+from ..pyramid import gaussian_pyramid
 from .data import TrainSet
 
 
@@ -40,9 +41,13 @@ class NormalEquations:
         return self.xtx / self.rows, self.xty / self.rows
 
 
-def tail_of(net: MultiScaleDeblurNet) -> torch.nn.Conv2d:
-    """The finest scale's last convolution (features → RGB correction)."""
-    return net.body_models[0].body[-1]
+def tail_of(net: MultiScaleDeblurNet, scale: int = 0) -> torch.nn.Conv2d:
+    """The last convolution of a scale (features → RGB correction); 0 is the finest."""
+    return net.body_models[scale].body[-1]
+
+
+class _Captured(Exception):
+    """Raised by the hook once the scale of interest has run: the finer scales need not."""
 
 
 @torch.no_grad()
@@ -55,14 +60,23 @@ def collect(
     margin: int = 16,
     batch: int = 4,
     seed: int = 0,
+    scale: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> NormalEquations:
-    """Normal equations over ``count`` training patches of ``data`` (fp32 forward)."""
+    """Normal equations of scale ``scale``'s tail over ``count`` training patches of
+    ``data`` (fp32 forward). A coarser scale's target is the same pyramid level of the
+    sharp image, as in training (the loss is summed over scales)."""
     if not net.config.residual:
         raise ValueError("the tail refit needs a residual network (output = input + tail)")
-    tail = tail_of(net)
+    tail = tail_of(net, scale)
     captured: list[torch.Tensor] = []
-    hook = tail.register_forward_hook(lambda mod, args, out: captured.append(args[0].float()))
+
+    def grab(module, args, out):
+        captured.append(args[0].float())
+        if scale > 0:
+            raise _Captured
+
+    hook = tail.register_forward_hook(grab)
     k = tail.in_channels * tail.kernel_size[0] * tail.kernel_size[1]
     xtx = torch.zeros(k + 1, k + 1, dtype=torch.float64)
     xty = torch.zeros(k + 1, 3, dtype=torch.float64)
@@ -76,14 +90,24 @@ def collect(
             blur = torch.stack([b for b, _ in pairs])
             sharp = torch.stack([s for _, s in pairs])
             captured.clear()
-            net(blur)
-            features = captured[-1]  # (N, 32, H, W), aligned with the input (no padding)
-            h, w = blur.shape[-2:]
-            if features.shape[-2:] != (h, w):
+            if (
+                blur.shape[-1] % net.config.size_multiple
+                or blur.shape[-2] % net.config.size_multiple
+            ):
                 raise ValueError(f"patch side must be a multiple of {net.config.size_multiple}")
+            blur_levels = gaussian_pyramid(blur, net.config.n_scales)
+            try:
+                net.forward_pyramid(blur_levels)
+            except _Captured:
+                pass
+            features = captured[-1]  # (N, 32, h, w), aligned with this scale's input
+            blur_s = blur_levels[scale]
+            sharp_s = gaussian_pyramid(sharp, net.config.n_scales)[scale]
+            h, w = blur_s.shape[-2:]
+            margin_s = max(1, margin >> scale)
             columns = F.unfold(features, tail.kernel_size, padding=tail.padding)  # N,K,HW
-            target = (sharp - blur).flatten(2)  # N,3,HW: the residual the tail must add
-            ys, xs = np.mgrid[margin : h - margin, margin : w - margin]
+            target = (sharp_s - blur_s).flatten(2)  # N,3,HW: the residual the tail must add
+            ys, xs = np.mgrid[margin_s : h - margin_s, margin_s : w - margin_s]
             inner = (ys * w + xs).ravel()
             for n in range(blur.shape[0]):
                 pick = torch.from_numpy(
@@ -107,10 +131,12 @@ def solve(
     shares: Mapping[str, float],
     current: tuple[torch.Tensor, torch.Tensor],
     ridge: float = 1e-3,
+    neutral: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tail weight and bias minimising the share-weighted mean squared error of the groups
     plus ``ridge`` x the squared distance to the ``current`` (weight, bias), each column
-    scaled by its mean square."""
+    scaled by its mean square. With ``neutral`` (a group of sharp photos) the fit is
+    constrained to add nothing on average over that group's pixels."""
     total = sum(shares.values())
     if total <= 0:
         raise ValueError("shares must add up to more than 0")
@@ -121,7 +147,17 @@ def solve(
     # Ridge on standardised columns: each weight is pulled back in proportion to its own
     # input's energy, so the bias (a column of ones) is as free as any feature.
     penalty = torch.diag(ridge * torch.diagonal(a))
-    solution = torch.linalg.solve(a + penalty, b + penalty @ w0)  # K+1,3
+    if neutral is None:
+        solution = torch.linalg.solve(a + penalty, b + penalty @ w0)  # K+1,3
+    else:
+        # Do no harm as a constraint: the mean correction over the ``neutral`` group's
+        # pixels (sharp photos) is exactly zero, whatever the blurry groups pull toward.
+        # Its mean feature vector is the ones-column of its XᵀX.
+        eq = groups[neutral]
+        m = (eq.xtx[:, -1] / eq.rows)[:, None]  # K+1,1
+        kkt = torch.cat([torch.cat([a + penalty, m], 1), torch.cat([m.T, m.new_zeros(1, 1)], 1)])
+        rhs = torch.cat([b + penalty @ w0, b.new_zeros(1, 3)])
+        solution = torch.linalg.solve(kkt, rhs)[:-1]
     new_weight = solution[:-1].T.reshape(weight.shape).to(weight.dtype)
     new_bias = solution[-1].to(bias.dtype)
     return new_weight, new_bias
@@ -132,10 +168,17 @@ def refit(
     groups: Mapping[str, NormalEquations],
     shares: Mapping[str, float],
     ridge: float = 1e-3,
+    scale: int = 0,
+    neutral: str | None = None,
 ) -> MultiScaleDeblurNet:
-    """Write the solved tail into ``net`` (in place) and return it."""
-    tail = tail_of(net)
-    weight, bias = solve(groups, shares, (tail.weight.detach(), tail.bias.detach()), ridge)
+    """Write the solved tail of ``scale`` into ``net`` (in place) and return it.
+
+    Refitting coarse to fine (scale n-1, then its finer neighbour on the new outputs, ...)
+    removes a shift where it starts: a coarse scale's correction is upsampled into every
+    finer one, and the finest tail alone only partly undoes it."""
+    tail = tail_of(net, scale)
+    current = (tail.weight.detach(), tail.bias.detach())
+    weight, bias = solve(groups, shares, current, ridge, neutral)
     with torch.no_grad():
         tail.weight.copy_(weight)
         tail.bias.copy_(bias)
