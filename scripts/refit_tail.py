@@ -119,8 +119,8 @@ def main() -> None:
         fitted = build_model(init.config)
         fitted.load_state_dict(init.state_dict)
         for scale in reversed(range(init.config.n_scales)):
-            found = collect_groups(fitted, scale, f"cascade {text}")
-            refit(fitted, found, shares, args.ridge, scale=scale)
+            found = collect_groups(fitted, scale, f"cascade {text} neutral {args.neutral}")
+            refit(fitted, found, shares, args.ridge, scale=scale, neutral=args.neutral)
             bias = tail_of(fitted, scale).bias.detach().tolist()
             print(f"scale {scale} refit (tail bias {[round(b, 2) for b in bias]})")
         target = save_weights(
@@ -129,7 +129,8 @@ def main() -> None:
             f"to fine ({text})",
             training_data=json.dumps({k: groups_spec[k] for k in shares}),
             metrics={"refit": {"shares": shares, "ridge": args.ridge, "count": args.count,
-                               "patch": args.patch, "scales": "cascade"}},
+                               "patch": args.patch, "scales": "cascade",
+                               "neutral": args.neutral or ""}},
         )  # fmt: skip
         print(f"{cname}: {target}")
         return
