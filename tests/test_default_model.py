@@ -93,3 +93,18 @@ def test_weights_list_shows_the_default(tmp_path: Path):
     result = run_cli("weights", "list", env=OFFLINE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "(default)" in result.stdout
+
+
+def test_default_model_does_no_harm_to_sharp_photos():
+    """Sharp photos it never trained on come back with their tone and detail (issue 13)."""
+    from conftest import need_shared
+
+    from deblur_cli import load_model
+    from deblur_cli.train.evaluate import check_sharp
+
+    bsd = sorted(need_shared("data", "sharp", "bsds300_dcscn", "bsd100").iterdir())[:12]
+    frames = sorted(need_shared("data", "eval", "gopro_style_train_scenes", "sharp").iterdir())
+    check = check_sharp(bsd + frames[:2], load_model(None, "cpu", "fp32", tile=0))
+    assert abs(check["mean"]["shift"]["all"]) <= 0.5, check["mean"]
+    assert check["mean"]["psnr"] >= 34, check["mean"]
+    assert check["passes"]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from deblur_cli.cli import main
 from deblur_cli.io.images import read_image, write_image
-from deblur_cli.synth import average_frames, make_options, render_still, synth_still
+from deblur_cli.synth import average_frames, load_crf, make_options, render_still, synth_still
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 FRAMES = DATA / "frames" / "GOPR0477_11_00"
@@ -320,3 +320,217 @@ def test_stills_errors_are_one_line(photos: Path, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     result = run("stills", str(photos), "-o", str(tmp_path / "file"))
     assert result.exit_code == 3 and "not a folder" in result.output
+
+
+# --- realistic synthesis switches (issue 13) ------------------------------------------
+
+CRF = DATA / "crf" / "gopro_hero6_inverse_crf.npy"
+needs_crf = pytest.mark.skipif(not CRF.is_file(), reason="../shared/data/crf absent")
+
+
+def kodak(name: str, side: int = 240) -> np.ndarray:
+    """A real Kodak photo, shrunk so each render takes a fraction of a second."""
+    return cv2.resize(pil_rgb(SHARP / f"{name}.jpg"), (side, side), interpolation=cv2.INTER_AREA)
+
+
+@needs_crf
+def test_gopro_crf_loads_as_rgb_with_the_reds_regularisation() -> None:
+    raw = np.load(CRF)[:, 0, :]  # OpenCV layout: BGR
+    response = load_crf(CRF)
+    assert response.table.shape == (256, 3)
+    assert response.table[0].tolist() == [0, 0, 0] and np.allclose(response.table[255], 1)
+
+    # Channel order: RGB column c follows raw BGR column 2 - c (up to an affine rescale and
+    # the 1e-6 tie repair), and clearly not the other columns.
+    def misfit(c: int, raw_c: int) -> float:
+        a, b = np.polyfit(raw[:251, raw_c], response.table[:251, c], 1)
+        return float(np.abs(a * raw[:251, raw_c] + b - response.table[:251, c]).max())
+
+    for c in range(3):
+        assert misfit(c, 2 - c) < 1e-3
+        assert min(misfit(c, k) for k in range(3) if k != 2 - c) > 5 * misfit(c, 2 - c)
+    # Codes above 250 continue the 249-251 slope instead of the raw jump (10 → 46).
+    top = response.table[250:]
+    assert np.allclose(np.diff(top, axis=0), np.diff(top, axis=0)[0], rtol=1e-3)
+    assert np.all(np.diff(response.table, axis=0) > 0)
+    # Exact round trip on a real photo, every code of every channel.
+    photo = kodak("kodim05")
+    assert np.array_equal(response.from_linear(response.to_linear(photo)), photo)
+    codes = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)
+    assert np.array_equal(response.from_linear(response.to_linear(codes)), codes)
+
+
+@needs_crf
+@needs_frames
+def test_frames_through_the_crf_match_an_independent_reference() -> None:
+    frames = [pil_rgb(p)[200:264, 400:496] for p in sorted(FRAMES.glob("*.jpg"))[:9]]
+    table = np.load(CRF)[:, 0, ::-1].astype(np.float64)  # RGB, raw (no top repair needed:
+    mean = np.mean([table[f, np.arange(3)] for f in frames], axis=0)  # these codes are < 240)
+    assert max(int(f.max()) for f in frames) <= 250
+    reference = np.stack(
+        [np.interp(mean[..., c], table[:, c], np.arange(256.0)) for c in range(3)], axis=2
+    )
+    blurry = average_frames(frames, response=load_crf(CRF))
+    assert np.abs(blurry.astype(float) - reference).max() <= 0.51
+    gamma = average_frames(frames, gamma=2.2)
+    assert np.abs(blurry.astype(int) - gamma).max() >= 2  # a different response, visibly
+
+
+@needs_sharp
+def test_no_shake_is_the_identity_up_to_noise() -> None:
+    photo = kodak("kodim03")
+    opts = dict(sharp_share=1.0, blur_px=(5.0, 40.0))
+    blurry, sharp = synth_still(photo, np.random.default_rng(1), **opts)
+    assert np.array_equal(blurry, photo) and np.array_equal(sharp, photo)
+    noisy, sharp = synth_still(photo, np.random.default_rng(1), noise=6.0, **opts)
+    assert np.array_equal(sharp, photo)
+    diff = noisy.astype(float) - photo
+    assert 0.3 < diff.std() < 8 and abs(diff.mean()) < 0.5
+    assert sharpness(gray(noisy)) > sharpness(gray(photo))  # grain, not blur
+    # blur_px: the drawn extent stays in the asked range, log-uniformly spread.
+    extents = [
+        render_still(photo, np.random.default_rng(s), make_options(blur_px=(1, 60))).extent_px
+        for s in range(12)
+    ]
+    assert all(1 <= e <= 60 for e in extents) and max(extents) / min(extents) > 4
+
+
+@needs_sharp
+def test_photon_noise_variance_follows_the_signal() -> None:
+    """With a linear response, Poisson noise variance grows linearly with the light."""
+    photo = kodak("kodim03", 320)
+    opts = dict(sharp_share=1.0, gamma=1.0, noise=12.0)
+    levels, variances = [], []
+    for seed in range(6):
+        noisy, sharp = synth_still(photo, np.random.default_rng(seed), **opts)
+        diff = noisy.astype(float) - sharp
+        bins = np.digitize(sharp, [40, 90, 140, 190, 240])
+        pair_var = [diff[(bins == b) & (sharp > 3)].var() for b in (0, 1, 2, 3, 4)]
+        pair_level = [sharp[(bins == b) & (sharp > 3)].mean() for b in (0, 1, 2, 3, 4)]
+        if pair_var[2] > 4:  # the drawn noise level is not near zero
+            variances.append(np.array(pair_var) / pair_var[2])
+            levels.append(pair_level)
+    assert len(variances) >= 3
+    variance = np.mean(variances, axis=0)
+    level = np.mean(levels, axis=0)
+    assert np.all(np.diff(variance) > 0), variance  # brighter → noisier
+    slope, intercept = np.polyfit(level, variance, 1)
+    assert slope > 0 and variance[4] > 2.0 * variance[0], (variance, level)
+    assert np.max(np.abs(np.polyval([slope, intercept], level) - variance)) < 0.25
+
+
+@needs_sharp
+def test_highlights_smear_into_streaks_brighter_than_the_clipped_sharp() -> None:
+    photo = kodak("kodim05", 320)  # white helmets and highlights on the bikes
+    opts = dict(blur_px=(25.0, 25.0))
+    dim_b, dim_s = synth_still(photo, np.random.default_rng(2), highlights=1.0, **opts)
+    hot_b, hot_s = synth_still(photo, np.random.default_rng(2), highlights=64.0, **opts)
+    assert dim_s.shape == hot_s.shape  # the same shake: only the light differs
+    assert hot_s.max() == 255  # the target is clipped as a sensor clips
+    bright = hot_s.max(axis=2) >= 250
+    ring = (cv2.dilate(bright.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0) & ~bright
+    # Around the highlights the blurry image gets far brighter than without the boost, and
+    # brighter than the sharp target there: light streaks, not grey smudges.
+    gain = hot_b[ring].astype(float).mean() - dim_b[ring].astype(float).mean()
+    assert gain > 8, gain
+    assert hot_b[ring].astype(float).mean() > hot_s[ring].astype(float).mean() + 10
+    assert (hot_b.max(axis=2) >= 250).mean() > 2 * (dim_b.max(axis=2) >= 250).mean()
+    # Far from any highlight nothing changes.
+    x0, y0, x1, y1 = render_still(photo, np.random.default_rng(2), make_options(**opts)).crop
+    boosted = (photo.max(axis=2) >= 240).astype(np.uint8)  # the boost ramps in from 240
+    far = (cv2.dilate(boosted, np.ones((81, 81), np.uint8)) == 0)[y0:y1, x0:x1]
+    assert far.mean() > 0.05 and np.abs(hot_b[far].astype(int) - dim_b[far]).max() <= 1
+
+
+@needs_sharp
+def test_segments_move_on_their_own_over_a_still_background() -> None:
+    pytest.importorskip("skimage")
+    photo = kodak("kodim05", 256)
+    opts = dict(segments=3, sharp_share=1.0, blur_px=(15.0, 30.0))
+    pair = render_still(photo, np.random.default_rng(4), make_options(**opts))
+    assert np.array_equal(pair.sharp, photo)  # mid-exposure: every segment in its place
+    changed = np.abs(pair.blurry.astype(int) - photo).max(axis=2) > 6
+    # No camera shake: only the moving regions (and what they pass over) blur.
+    assert 0.03 < changed.mean() < 0.8, changed.mean()
+    untouched = ~cv2.dilate(changed.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    assert untouched.mean() > 0.15
+    same = (pair.blurry[untouched] == photo[untouched]).all(axis=1)
+    assert same.mean() > 0.999  # bar the faintest tails of the moving segments
+    again = render_still(photo, np.random.default_rng(4), make_options(**opts))
+    assert np.array_equal(again.blurry, pair.blurry)
+    other = render_still(photo, np.random.default_rng(5), make_options(**opts))
+    assert not np.array_equal(other.blurry, pair.blurry)
+    # Over a shaking camera the segments add their own motion to the shake.
+    shake = dict(blur_px=(4.0, 4.0), sharp_share=0.0)
+    base, _ = synth_still(photo, np.random.default_rng(6), **shake)
+    moved, _ = synth_still(photo, np.random.default_rng(6), segments=3, **shake)
+    assert moved.shape == base.shape and not np.array_equal(moved, base)
+
+
+def test_segments_without_scikit_image_is_a_one_line_error(
+    photos: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skimage", None)  # find_spec then says: not installed
+    result = run("stills", str(photos), "-o", str(tmp_path / "o"), "--segments", "2")
+    assert result.exit_code == 2
+    assert "scikit-image" in result.output and "Traceback" not in result.output
+
+
+@needs_crf
+def test_stills_cli_realistic_switches(photos: Path, tmp_path: Path) -> None:
+    pytest.importorskip("skimage")
+    switches = ["--blur-px", "2-30", "--sharp-share", "0.2", "--highlights", "8"]
+    switches += ["--segments", "2", "--crf", str(CRF), "--noise", "3", "--jpeg", "85-95"]
+    result = run("stills", str(photos), "-o", str(tmp_path / "o"), "--seed", "1", *switches)
+    assert result.exit_code == 0, result.output
+    scene = tmp_path / "o" / "kodak"
+    settings = json.loads((scene / "synth.json").read_text())["settings"]
+    assert settings["segments"] == 2 and settings["blur_px"] == [2.0, 30.0]
+    assert settings["crf"] == str(CRF) and settings["highlights"] == 8.0
+    for name in ("000001.png", "000002.png", "000003.png"):
+        blurry, _ = read_image(scene / "blur_gamma" / name)
+        sharp, _ = read_image(scene / "sharp" / name)
+        assert blurry.shape == sharp.shape
+    for args, message in [
+        (["--crf", str(tmp_path / "none.npy")], "no such CRF file"),
+        (["--highlights", "0.5"], "highlights"),
+        (["--blur-px", "0-10"], "blur_px"),
+    ]:
+        bad = run("stills", str(photos), "-o", str(tmp_path / "bad"), *args)
+        assert bad.exit_code == 2 and message in bad.output, bad.output
+
+
+@needs_sharp
+def test_code_share_sets_how_much_blur_brightens() -> None:
+    """Linear-light averages brighten blurred contrast (Jensen); code-value ones keep tone."""
+    photo = kodak("kodim05", 200)
+    shifts = {0.0: [], 1.0: []}
+    for seed in range(3):
+        for share in shifts:
+            b, s = synth_still(
+                photo, np.random.default_rng(seed), blur_px=(12, 12), code_share=share
+            )
+            shifts[share].append(float(b.astype(float).mean() - s.astype(float).mean()))
+    assert min(shifts[0.0]) > 1.5, shifts
+    assert max(abs(v) for v in shifts[1.0]) < 0.6, shifts
+
+
+def test_stills_cli_train_mix(photos: Path, tmp_path: Path) -> None:
+    result = run("stills", str(photos), "-o", str(tmp_path / "m"), "--mix", "train")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "m" / "kodak" / "synth.json").read_text())["settings"]
+    assert settings["blur_px"] == [1.0, 60.0] and settings["code_share"] == 0.75
+    assert settings["jpeg"] == [85, 98] and settings["sharp_share"] == 0.2
+    args = ["--mix", "train", "--blur-px", "2-4", "--noise", "0"]
+    result = run("stills", str(photos), "-o", str(tmp_path / "n"), *args)
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "n" / "kodak" / "synth.json").read_text())["settings"]
+    assert settings["blur_px"] == [2.0, 4.0] and settings["noise"] == 0.0  # given wins
+    assert settings["code_share"] == 0.75
+    result = run(
+        "stills", str(photos), "-o", str(tmp_path / "p"), "--mix", "train", "--blur", "0.02"
+    )
+    settings = json.loads((tmp_path / "p" / "kodak" / "synth.json").read_text())["settings"]
+    assert settings["blur_px"] is None and settings["blur"] == [0.02, 0.02]

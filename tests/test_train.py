@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from deblur_cli.errors import InputError
 from deblur_cli.model import ModelConfig
 from deblur_cli.train.augment import AugmentConfig, augment_pair
 from deblur_cli.train.data import TrainSet, open_source
@@ -285,6 +287,74 @@ def test_frames_mixed_gamma_draws_each_response(tmp_path: Path) -> None:
     single = open_source(f"frames:{tmp_path / 'f'}", gamma=2.2)
     assert np.array_equal(source.val_pair(1, 64, 0)[0], single.val_pair(1, 64, 0)[0])
     assert not np.array_equal(source.val_pair(0, 64, 0)[0], single.val_pair(0, 64, 0)[0])
+
+
+@needs_shared
+def test_frames_crf_and_realistic_stills_on_the_fly(tmp_path: Path) -> None:
+    """--frames-crf averages through the measured response; stills take every switch."""
+    from deblur_cli.synth import average_frames, load_crf
+
+    crf = SHARED / "crf" / "gopro_hero6_inverse_crf.npy"
+    frames = sorted((SHARED / "frames" / "GOPR0477_11_00").glob("*.jpg"))[:20]
+    stills = sorted((SHARED / "sharp" / "kodak24crop_ffdnet").glob("*.jpg"))[:2]
+    if not crf.is_file() or len(frames) < 20 or not stills:
+        pytest.skip("crf, frames or stills missing")
+    (tmp_path / "f").mkdir()
+    crops = []
+    for p in frames:
+        crop = cv2.imread(str(p))[300:380, 500:580]
+        cv2.imwrite(str(tmp_path / "f" / (p.stem + ".png")), crop)
+        crops.append(np.ascontiguousarray(crop[..., ::-1]))
+    source = open_source(f"frames:{tmp_path / 'f'}", frames_crf=crf)
+    assert "CRF gopro_hero6_inverse_crf.npy" in source.describe()
+    blur, sharp = source.sample(10, np.random.default_rng(0), 80)
+    start = next(i for i, c in enumerate(crops) if np.array_equal(c, sharp))
+    response = load_crf(crf)
+    matches = [
+        n
+        for n in range(7, 14)
+        if start - n // 2 >= 0
+        and np.array_equal(
+            average_frames(crops[start - n // 2 : start - n // 2 + n], response=response), blur
+        )
+    ]
+    assert matches  # exactly the CRF average of the window around the sharp frame
+    assert not np.array_equal(blur, average_frames(crops[start - matches[0] // 2 :][: matches[0]]))
+    train, val = source.split(1)
+    assert train.crf == val.crf == source.crf
+
+    (tmp_path / "s").mkdir()
+    for p in stills:
+        shutil.copy(p, tmp_path / "s")
+    options = {"blur_px": (2.0, 30.0), "sharp_share": 0.2, "highlights": 4.0, "crf": str(crf)}
+    options |= {"noise": 2.0, "jpeg": (85, 95)}
+    if importlib.util.find_spec("skimage"):
+        options["segments"] = 2
+    stills_source = open_source(f"stills:{tmp_path / 's'}", synth_options=options)
+    blur, sharp = stills_source.sample(0, np.random.default_rng(1), 128)
+    assert blur.shape == sharp.shape == (128, 128, 3) and not np.array_equal(blur, sharp)
+    again = stills_source.sample(0, np.random.default_rng(1), 128)
+    assert np.array_equal(again[0], blur) and np.array_equal(again[1], sharp)
+    with pytest.raises(InputError, match="blur_px"):
+        open_source(f"stills:{tmp_path / 's'}", synth_options={"blur_px": (0, 3)})
+    # Without options stills: renders the training mix; keys override it; mix=none is plain.
+    from deblur_cli.synth import TRAIN_MIX
+
+    assert open_source(f"stills:{tmp_path / 's'}").options == TRAIN_MIX
+    tuned = open_source(f"stills:{tmp_path / 's'}", synth_options={"code_share": 0.0})
+    assert tuned.options == {**TRAIN_MIX, "code_share": 0.0}
+    assert open_source(f"stills:{tmp_path / 's'}", synth_options={"mix": "none"}).options == {}
+    with pytest.raises(InputError, match="mix=train"):
+        open_source(f"stills:{tmp_path / 's'}", synth_options={"mix": "gopro"})
+
+
+def test_cli_train_rejects_a_missing_frames_crf(tmp_path: Path) -> None:
+    (tmp_path / "f").mkdir()
+    for i in range(8):
+        cv2.imwrite(str(tmp_path / "f" / f"{i:03d}.png"), np.zeros((64, 64, 3), np.uint8))
+    proc = run_cli("train", "frames:f", "--frames-crf", "nope.npy", "--steps", "1", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "nope.npy: no such CRF file" in proc.stderr
 
 
 # --------------------------------------------------------------------------- CLI

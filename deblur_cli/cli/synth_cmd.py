@@ -196,6 +196,11 @@ def frames_cmd(
         console.print(f"preview → [bold]{write_preview(rows, output / 'preview.png')}[/bold]")
 
 
+def _defaulted(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source in (None, click.core.ParameterSource.DEFAULT)
+
+
 def _caption(writer: SceneWriter, record: dict) -> str:
     count = len(record.get("frames", [])) or None
     return f"{writer.root.name}/{record['name']}" + (f", {count} frames" if count else "")
@@ -239,6 +244,28 @@ def _spread(records: list) -> list:
               help="Re-encode the blurry image as JPEG, quality drawn from Q1-Q2.")  # fmt: skip
 @click.option("--gamma", type=click.FloatRange(0.1, 10), default=2.2, show_default=True,
               help="Camera response as a power law.")  # fmt: skip
+# Realistic synthesis (each a switch, off by default, so it can be measured alone).
+@click.option("--crf", type=click.Path(path_type=Path), default=None,
+              help="Measured inverse camera response instead of --gamma (.npy/.txt), e.g. "
+              "REDS's gopro_hero6_inverse_crf.npy.")  # fmt: skip
+@click.option("--blur-px", default=None, callback=_range(float), metavar="A-B",
+              help="Shake extent drawn log-uniform in A-B pixels (replaces --blur), "
+              "e.g. 1-60 covers everyday photos to GOPRO.")  # fmt: skip
+@click.option("--sharp-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of pairs without camera shake (segments still move).")  # fmt: skip
+@click.option("--code-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of pairs averaged in code values (gamma 1): tone-neutral blur, as "
+              "GOPRO_Large's blur/.")  # fmt: skip
+@click.option("--highlights", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Boost near-white light up to this factor before the blur, clip after: "
+              "light streaks (0 = off, e.g. 8).")  # fmt: skip
+@click.option("--segments", type=click.IntRange(0, 16), default=0, show_default=True,
+              help="Regions of the photo that move on their own paths (needs scikit-image, "
+              "the 'train' extra).")  # fmt: skip
+@click.option("--mix", type=click.Choice(["none", "train"]), default="none", show_default=True,
+              help="train: start from the mix 'deblur train stills:' renders (TRAIN_MIX: "
+              "--blur-px 1-60 --sharp-share 0.2 --code-share 0.75 --noise 3 --jpeg 85-98); "
+              "options given here still win.")  # fmt: skip
 @click.option("--max-side", type=click.IntRange(32), default=None,
               help="Shrink larger photos to this many pixels first (faster, cleaner).")  # fmt: skip
 @click.option("--scene", default=None, help="Put every pair in this one scene.")
@@ -257,6 +284,13 @@ def stills_cmd(
     noise: float,
     jpeg: tuple[int, int] | None,
     gamma: float,
+    crf: Path | None,
+    blur_px: tuple[float, float] | None,
+    sharp_share: float,
+    code_share: float,
+    highlights: float,
+    segments: int,
+    mix: str,
     max_side: int | None,
     scene: str | None,
     preview: bool,
@@ -271,24 +305,37 @@ def stills_cmd(
     Examples:
       deblur synth stills photos/ -o data/stills --seed 1 --preview
       deblur synth stills photos/ -o data/stills --per-image 3 --objects 1 --noise 2 --jpeg 80-95
+      deblur synth stills photos/ -o data/real --blur-px 1-60 --sharp-share 0.1 \\
+          --segments 3 --highlights 8 --crf gopro_hero6_inverse_crf.npy --noise 3 --jpeg 85-98
     """
     from ..synth.jobs import StillsJob, plan_stills
     from ..synth.layout import write_preview
-    from ..synth.stills import StillOptions
+    from ..synth.stills import StillOptions, with_train_mix
 
     _check_output(output, inputs)
+    given = dict(
+        gamma=gamma,
+        blur=blur,
+        rotation=rotation,
+        roll=roll,
+        translation=translation,
+        zoom=zoom,
+        objects=objects,
+        noise=noise,
+        jpeg=jpeg,
+        crf=str(crf) if crf is not None else None,
+        blur_px=blur_px,
+        sharp_share=sharp_share,
+        code_share=code_share,
+        highlights=highlights,
+        segments=segments,
+    )
+    if mix == "train":
+        ctx = click.get_current_context()
+        typed = {k: v for k, v in given.items() if not _defaulted(ctx, k)}
+        given = {**given, **with_train_mix(typed)}
     try:
-        options = StillOptions(
-            gamma=gamma,
-            blur=blur,
-            rotation=rotation,
-            roll=roll,
-            translation=translation,
-            zoom=zoom,
-            objects=objects,
-            noise=noise,
-            jpeg=jpeg,
-        )
+        options = StillOptions(**given)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     items = plan_stills(list(inputs), scene, exclude=output)

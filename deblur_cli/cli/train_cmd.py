@@ -373,6 +373,14 @@ def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
     help="frames: camera gamma for averaging (2.2 = linear light, as GOPRO's blur_gamma; "
     "1 = code values, as GOPRO's blur). Several: each pair draws one, e.g. 1,2.2.",
 )
+@click.option(
+    "--frames-crf",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="frames: measured inverse camera response instead of --frames-gamma (.npy/.txt; "
+    "e.g. REDS's gopro_hero6_inverse_crf.npy, OpenCV BGR layout understood).",
+)
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")
 @click.option("--no-channel-shuffle", is_flag=True, help="No RGB permutation.")
@@ -396,13 +404,21 @@ def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
     "--synth-opt",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Option for synthetic stills (deblur_cli.synth.synth_still), e.g. blur=[0.02,0.05].",
+    help="Option for synthetic stills over the training mix (deblur_cli.synth.TRAIN_MIX), "
+    "e.g. segments=3, highlights=8, crf=FILE, code_share=0.5; mix=none: plain options.",
 )
 @click.option(
     "--val",
     "val_data",
     multiple=True,
     help="Validation data (same forms as DATA). Default: hold back --val-count items.",
+)
+@click.option(
+    "--identity-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Share of samples drawn from identity:DIR (sharp in, sharp out); 0 = one per photo.",
 )
 @click.option(
     "--val-count",
@@ -475,6 +491,7 @@ def train(
     workers: int,
     blur_dir: str,
     frames_gamma: str,
+    frames_crf: Path | None,
     no_flip: bool,
     no_transpose: bool,
     no_channel_shuffle: bool,
@@ -482,6 +499,7 @@ def train(
     noise: float,
     no_augment: bool,
     synth_opt: tuple[str, ...],
+    identity_fraction: float,
     val_data: tuple[str, ...],
     val_count: int,
     val_every: int,
@@ -501,6 +519,8 @@ def train(
       frames:DIR  high-frame-rate frames (DIR/*.png or DIR/<seq>/*.png), averaged
                   7-13 at a time in linear light (GOPRO recipe, --frames-gamma) on the fly
       stills:DIR  sharp photos, blurred with synthetic camera shake on the fly
+      identity:DIR  sharp photos as their own targets (input: mild noise/JPEG), so the
+                  network leaves sharp content alone; see --identity-fraction
     Without a prefix the layout is guessed (a flat image folder counts as stills).
 
     \b
@@ -554,7 +574,9 @@ def train(
         augment=aug,
         blur_dir=blur_dir,
         gamma_frames=parse_gammas(frames_gamma),
+        frames_crf=str(frames_crf) if frames_crf else None,
         synth_options=parse_synth_options(synth_opt),
+        identity_fraction=identity_fraction,
         val=list(val_data),
         val_count=val_count,
         val_every=val_every,

@@ -12,9 +12,18 @@ from __future__ import annotations
 
 from .frames import FrameSource, Window, average_frames, plan_windows
 from .response import Response, load_crf
-from .stills import StillOptions, StillPair, make_options, render_still, synth_still
+from .stills import (
+    TRAIN_MIX,
+    StillOptions,
+    StillPair,
+    make_options,
+    render_still,
+    synth_still,
+    with_train_mix,
+)
 
 __all__ = [
+    "TRAIN_MIX",
     "FrameSource",
     "Response",
     "StillOptions",
@@ -26,4 +35,5 @@ __all__ = [
     "plan_windows",
     "render_still",
     "synth_still",
+    "with_train_mix",
 ]

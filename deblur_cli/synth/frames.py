@@ -29,18 +29,18 @@ def average_frames(
     """Blur = mean of the frames in linear light, re-encoded to uint8 code values.
 
     ``frames`` are uint8 HxWx3 RGB. ``gamma`` models the camera response (1.0 gives GOPRO's
-    plain ``blur`` variant); a measured ``response`` table overrides it.
+    plain ``blur`` variant); a measured ``response`` (e.g. ``load_crf`` of the GoPro HERO6
+    table REDS was made with, per channel) overrides it.
     """
     if len(frames) == 0:
         raise ValueError("average_frames needs at least one frame")
     response = response or Response.from_gamma(gamma)
-    lut = response.lut()
     shape = frames[0].shape
     total = np.zeros(shape, np.float32)
     for frame in frames:
         if frame.dtype != np.uint8 or frame.shape != shape:
             raise ValueError(f"frames must all be uint8 {shape}; got {frame.dtype} {frame.shape}")
-        total += lut[frame]
+        total += response.to_linear(frame)
     total /= len(frames)
     return response.from_linear(total)
 

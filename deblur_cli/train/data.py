@@ -13,7 +13,9 @@ Layouts recognised by :func:`open_source` (``KIND:PATH`` forces a kind):
 * ``pairs``  — ``ROOT/blur/*`` + ``ROOT/sharp/*`` matched by file name (extension ignored);
 * ``frames`` — high-frame-rate sequences, ``ROOT/*.png`` or ``ROOT/<sequence>/*.png``:
   7–13 consecutive frames are averaged in linear light, the middle frame is the target;
-* ``stills`` — sharp photos, blurred by ``deblur_cli.synth.synth_still`` (camera shake).
+* ``stills`` — sharp photos, blurred by ``deblur_cli.synth.synth_still`` (camera shake,
+  moving segments, highlights, noise...), with ``synth.TRAIN_MIX`` unless told otherwise;
+* ``identity`` — sharp photos as their own targets (``train/identity.py``; never guessed).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..errors import InputError
 from ..io.images import IMAGE_EXTENSIONS, read_image
 from .augment import AugmentConfig, augment_pair, center_crop, random_crop
 
-KINDS = ("gopro", "pairs", "frames", "stills")
+KINDS = ("gopro", "pairs", "frames", "stills", "identity")
 BLUR_DIRS = ("blur_gamma", "blur")
 FRAMES_MIN, FRAMES_MAX = 7, 13  # GOPRO: 7-13 frames at 240 fps per blurry image
 STILL_MARGIN = 64  # extra context around a still crop so blur does not see the crop border
@@ -191,14 +193,25 @@ class FrameSource(Source):
     kind = "frames"
 
     def __init__(
-        self, root: Path, sequences: Sequence[Sequence[Path]], gamma: float | Sequence[float] = 2.2
+        self,
+        root: Path,
+        sequences: Sequence[Sequence[Path]],
+        gamma: float | Sequence[float] = 2.2,
+        crf: str | os.PathLike | None = None,
     ) -> None:
         super().__init__(root)
         self.sequences = [list(s) for s in sequences if len(s) >= FRAMES_MIN]
         # Several gammas: each pair draws one. Real cameras average in linear light (2.2),
         # but GOPRO's ``blur`` variant and datasets built like it average code values (1.0);
-        # a model that saw only one learns a brightness shift on the other.
+        # a model that saw only one learns a brightness shift on the other. A measured
+        # camera response (``crf``, e.g. the GoPro HERO6 table of REDS) replaces the gammas.
         self.gamma = tuple(gamma) if isinstance(gamma, Sequence) else (float(gamma),)
+        self.crf = os.fspath(crf) if crf is not None else None
+        if self.crf is not None:
+            from ..synth import load_crf  # lazy: synthesis is an optional room
+
+            load_crf(self.crf)  # a bad file fails here, in the main process
+            self.gamma = self.gamma[:1]  # no gamma draw: the CRF decides
         self._starts = [0]
         for seq in self.sequences:
             self._starts.append(self._starts[-1] + len(seq))
@@ -214,14 +227,15 @@ class FrameSource(Source):
         return seq[start : start + n]
 
     def _average(self, paths: list[Path], crop, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-        from ..synth import average_frames  # lazy: synthesis is an optional room
+        from ..synth import average_frames, load_crf  # lazy: synthesis is an optional room
 
         frames = [crop(load_rgb(p)) for p in paths]
         shapes = {f.shape for f in frames}
         if len(shapes) != 1:
             raise InputError(f"{paths[0].parent}: frames differ in size")
         frames = [as_uint8(f) for f in frames]
-        return average_frames(frames, gamma=gamma), frames[len(frames) // 2]
+        response = load_crf(self.crf) if self.crf is not None else None
+        return average_frames(frames, gamma=gamma, response=response), frames[len(frames) // 2]
 
     def sample(self, index, rng, patch):
         n = int(rng.integers(FRAMES_MIN, FRAMES_MAX + 1))
@@ -238,6 +252,8 @@ class FrameSource(Source):
         return self._average(paths, lambda im: im[y : y + patch, x : x + patch], gamma)
 
     def describe(self) -> str:
+        if self.crf is not None:
+            return f"{super().describe()[:-1]}, CRF {Path(self.crf).name})"
         gammas = " or ".join(f"{g:g}" for g in self.gamma)
         return f"{super().describe()[:-1]}, gamma {gammas})"
 
@@ -254,7 +270,7 @@ class FrameSource(Source):
         # Validation = the last frames of each sequence: neighbouring frames are nearly
         # identical, so a random split would leak.
         if n_val <= 0 or not self.sequences:
-            return self, FrameSource(self.root, [], self.gamma)
+            return self, FrameSource(self.root, [], self.gamma, self.crf)
         per_seq = -(-n_val // len(self.sequences))
         take = per_seq * FRAMES_MAX
         train, val = [], []
@@ -265,8 +281,8 @@ class FrameSource(Source):
                 val.append(seq[-take:])
             else:
                 train.append(seq)
-        val_source = _SparseFrames(self.root, val, self.gamma)
-        return FrameSource(self.root, train, self.gamma), val_source
+        val_source = _SparseFrames(self.root, val, self.gamma, self.crf)
+        return FrameSource(self.root, train, self.gamma, self.crf), val_source
 
 
 class _SparseFrames(FrameSource):
@@ -301,6 +317,12 @@ class StillSource(Source):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def describe(self) -> str:
+        if not self.options:
+            return super().describe()
+        shown = ", ".join(f"{k} {_show(v)}" for k, v in self.options.items())
+        return f"{super().describe()[:-1]}; {shown})"
 
     def _synth(self, sharp: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         from ..synth import synth_still  # lazy: synthesis is an optional room
@@ -341,6 +363,22 @@ class StillSource(Source):
         return StillSource(self.root, train, self.options), StillSource(
             self.root, val, self.options
         )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "-".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return Path(value).name if isinstance(value, str) else f"{value:g}"
+
+
+def still_options(synth_options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options ``stills:`` renders with (:func:`deblur_cli.synth.with_train_mix`)."""
+    from ..synth import with_train_mix
+
+    try:
+        return with_train_mix(synth_options or {})
+    except ValueError as err:
+        raise InputError(f"--synth-opt: {err}") from None
 
 
 # --------------------------------------------------------------------------- discovery
@@ -409,30 +447,40 @@ def open_source(
     blur_dir: str = "auto",
     synth_options: dict[str, Any] | None = None,
     gamma: float | Sequence[float] = 2.2,
+    frames_crf: str | os.PathLike | None = None,
 ) -> Source:
-    """A :class:`Source` for ``[KIND:]PATH``; raises :class:`InputError` with a clear line."""
+    """A :class:`Source` for ``[KIND:]PATH``; raises :class:`InputError` with a clear line.
+
+    ``synth_options`` are :class:`deblur_cli.synth.StillOptions` fields for ``stills``
+    (over ``synth.TRAIN_MIX``, see :func:`still_options`);
+    ``gamma`` (one or several) or ``frames_crf`` (a camera response file) for ``frames``.
+    """
     kind, root = parse_spec(spec)
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
     kind = kind or detect_kind(root)
-    if kind == "pairs":
-        source: Source = PairSource(root, _match_by_name(root / "blur", root / "sharp"), kind)
+    if kind == "identity":
+        from .identity import IdentitySource, identity_photos
+
+        source: Source = IdentitySource(root, identity_photos(root))
+    elif kind == "pairs":
+        source = PairSource(root, _match_by_name(root / "blur", root / "sharp"), kind)
     elif kind == "gopro":
         source = PairSource(root, gopro_pairs(root, blur_dir), kind)
     elif kind == "frames":
         sequences = [list_images(root)] + [
             list_images(d) for d in sorted(root.iterdir()) if d.is_dir()
         ]
-        source = FrameSource(root, [s for s in sequences if s], gamma)
+        source = FrameSource(root, [s for s in sequences if s], gamma, frames_crf)
     else:
-        if synth_options:
-            from ..synth import make_options
+        from ..synth import make_options
 
-            try:
-                make_options(**synth_options)
-            except (TypeError, ValueError) as err:
-                raise InputError(f"--synth-opt: {err}") from None
-        source = StillSource(root, list_images(root), synth_options)
+        options = still_options(synth_options)
+        try:
+            make_options(**options)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"--synth-opt: {err}") from None
+        source = StillSource(root, list_images(root), options)
     if len(source) == 0:
         raise InputError(f"{root}: no usable {kind} data found")
     return source

@@ -1,15 +1,23 @@
-"""Scores on aligned blurry/sharp pairs: what ``deblur eval`` measures, callable from Python."""
+"""Scores on aligned blurry/sharp pairs, and the do-no-harm check on sharp photos: what
+``deblur eval`` measures, callable from Python."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from .data import PairSource, decode_rgb
-from .metrics import psnr, ssim
+from .metrics import TONE_BANDS, psnr, ssim, tone_shift
+
+# Do no harm: a sharp photo must come back looking the same (issue 13's bar). A shift of
+# half a grey level is invisible; 34 dB against the input is a change nobody sees at 100 %.
+HARM_TONE_LEVELS = 0.5
+HARM_MIN_PSNR = 34.0
 
 
 def _scores(image: np.ndarray, sharp: np.ndarray, ssim_mode: str) -> dict[str, float]:
@@ -49,10 +57,7 @@ def evaluate_pairs(
             "identity": _scores(blur, sharp, ssim_mode),
         }
         if model is not None:
-            if blur.dtype == np.uint8:
-                out = model(blur)
-            else:  # 16-bit sources: run at float precision, measure in 0..255
-                out = model(blur / np.float32(255.0)) * np.float32(255.0)
+            out = _run(model, blur)
             row["model"] = _scores(out, sharp, ssim_mode)
         rows.append(row)
     keys = ["identity"] + (["model"] if model is not None else [])
@@ -64,6 +69,73 @@ def evaluate_pairs(
         for key in keys
     }
     return {"images": rows, "mean": mean}
+
+
+def _run(model: Any, pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return model(pixels)
+    # 16-bit sources: run at float precision, measure in 0..255
+    return model(pixels / np.float32(255.0)) * np.float32(255.0)
+
+
+def check_sharp(
+    paths: Sequence[Path],
+    model: Any,
+    *,
+    limit: int | None = None,
+    progress: Any = None,
+    max_shift: float = HARM_TONE_LEVELS,
+    min_psnr: float = HARM_MIN_PSNR,
+) -> dict[str, Any]:
+    """Do no harm: run the model on sharp photos and measure how much it changes them.
+
+    Per image: PSNR and SSIM of the output against the input, and the tone shift (mean
+    output minus mean input, grey levels; overall and per tone band). The check passes when
+    the mean shift is within ``±max_shift`` levels and the mean PSNR at least ``min_psnr``.
+    """
+    rows: list[dict[str, Any]] = []
+    paths = list(paths)[:limit] if limit else list(paths)
+    if not paths:
+        raise InputError("no sharp images to check")
+    for i, path in enumerate(paths):
+        if progress:
+            progress(i, len(paths), path.name)
+        sharp = decode_rgb(path)
+        out = _run(model, sharp)
+        rows.append(
+            {
+                "name": path.name,
+                "width": int(sharp.shape[1]),
+                "height": int(sharp.shape[0]),
+                "psnr": psnr(out, sharp),
+                "ssim": ssim(out, sharp),
+                "shift": tone_shift(out, sharp),
+            }
+        )
+    mean_shift: dict[str, float | None] = {}
+    for band in ("all", *TONE_BANDS):
+        values = [r["shift"][band] for r in rows if r["shift"][band] is not None]
+        mean_shift[band] = float(np.mean(values)) if values else None
+    mean = {
+        "psnr": _mean([r["psnr"] for r in rows]),
+        "ssim": _mean([r["ssim"] for r in rows]),
+        "shift": mean_shift,
+    }
+    worst = min(rows, key=lambda r: -abs(r["shift"]["all"]))
+    problems = []
+    if abs(mean_shift["all"] or 0.0) > max_shift:
+        way = "darkens" if (mean_shift["all"] or 0.0) < 0 else "brightens"
+        problems.append(f"{way} sharp photos by {abs(mean_shift['all']):.2f} grey levels")
+    if mean["psnr"] < min_psnr:
+        problems.append(f"changes them: {mean['psnr']:.2f} dB against the input")
+    return {
+        "images": rows,
+        "mean": mean,
+        "worst_shift": {"name": worst["name"], "shift": worst["shift"]["all"]},
+        "limits": {"max_shift": max_shift, "min_psnr": min_psnr},
+        "passes": not problems,
+        "problems": problems,
+    }
 
 
 def _mean(values: list[float]) -> float:

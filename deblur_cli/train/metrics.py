@@ -102,3 +102,23 @@ def ssim(
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
     den = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
     return float(np.mean(num / den))
+
+
+TONE_BANDS = {"shadows": (0, 64), "midtones": (64, 192), "highlights": (192, 256)}
+
+
+def tone_shift(
+    output: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor
+) -> dict[str, float | None]:
+    """Mean grey-level change of the quantized output against the reference, overall and
+    per tone band (bands by the reference's luma: shadows < 64 <= mid-tones < 192 <=
+    highlights). A model that darkens sharp photos shows a negative shift, most often in
+    the mid-tones; a band the picture does not have is ``None``."""
+    a, b = _pair(output, reference)
+    diff = (a - b).mean(axis=2)
+    luma = b.mean(axis=2) if b.shape[2] != 3 else b @ np.array([0.299, 0.587, 0.114])
+    shifts: dict[str, float | None] = {"all": float(diff.mean())}
+    for band, (low, high) in TONE_BANDS.items():
+        inside = (luma >= low) & (luma < high)
+        shifts[band] = float(diff[inside].mean()) if inside.any() else None
+    return shifts

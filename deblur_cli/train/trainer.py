@@ -41,6 +41,7 @@ from .augment import AugmentConfig
 from .curves import CsvLog, plot_curves, read_log
 from .data import Source, StepBatches, TrainSet, ValSet, open_source
 from .discriminator import Discriminator, min_patch
+from .identity import size_identity
 from .losses import (
     discriminator_loss,
     generator_adv_loss,
@@ -94,6 +95,8 @@ class TrainConfig:
     blur_dir: str = "auto"
     synth_options: dict[str, Any] = field(default_factory=dict)
     gamma_frames: tuple[float, ...] = (2.2,)  # frames: camera gamma(s); each pair draws one
+    frames_crf: str | None = None  # frames: camera response file, replaces gamma_frames
+    identity_fraction: float = 0.0  # share of identity:DIR samples (0 = one per photo)
     val: list[str] = field(default_factory=list)  # separate validation data; else held back
     val_count: int = 8
     val_every: int = 1000
@@ -376,27 +379,32 @@ class Trainer:
 
         def open_all(specs: list[str]) -> list[Source]:
             return [
-                open_source(s, cfg.blur_dir, cfg.synth_options, cfg.gamma_frames) for s in specs
+                open_source(s, cfg.blur_dir, cfg.synth_options, cfg.gamma_frames, cfg.frames_crf)
+                for s in specs
             ]
 
         train = open_all(cfg.data)
-        if cfg.val:
-            return train, open_all(cfg.val)
         self.val_note = ""
-        if cfg.val_count <= 0:
-            return train, []
-        per_source = -(-cfg.val_count // len(train))
-        counts = [min(per_source, int(len(s) * VAL_FRACTION)) for s in train]
-        if sum(counts) < cfg.val_count:
-            cap = f"at most {VAL_FRACTION:.0%} of each source is held back"
-            self.val_note = (
-                f"validation: {sum(counts)} of --val-count {cfg.val_count} items ({cap})"
-                if sum(counts)
-                else f"no validation: too few training items to hold any back ({cap}); "
-                "give --val DATA"
-            )
-        split = [s.split(n) if n else (s, None) for s, n in zip(train, counts, strict=True)]
-        return [t for t, _ in split], [v for _, v in split if v is not None and len(v)]
+        if cfg.val:
+            val = open_all(cfg.val)
+        else:
+            val = []
+            if cfg.val_count > 0:
+                per_source = -(-cfg.val_count // len(train))
+                counts = [min(per_source, int(len(s) * VAL_FRACTION)) for s in train]
+                if sum(counts) < cfg.val_count:
+                    cap = f"at most {VAL_FRACTION:.0%} of each source is held back"
+                    self.val_note = (
+                        f"validation: {sum(counts)} of --val-count {cfg.val_count} items ({cap})"
+                        if sum(counts)
+                        else f"no validation: too few training items to hold any back ({cap}); "
+                        "give --val DATA"
+                    )
+                split = [s.split(n) if n else (s, None) for s, n in zip(train, counts, strict=True)]
+                train = [t for t, _ in split]
+                val = [v for _, v in split if v is not None and len(v)]
+        size_identity(train, cfg.identity_fraction)
+        return train, val
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         if self.dist.world == 1:
