@@ -58,6 +58,8 @@ def rows() -> list[tuple[str, str, dict, dict]]:
     out.append(("frames gamma 1,2.2 (--frames-gamma 1,2.2)", frames, {"gamma": (1.0, 2.2)}, {}))
     if _frames_take_crf():
         out.append(("frames GoPro CRF", frames, {"gamma": (2.2,), "frames_crf": CRF}, {}))
+        both = {"gamma": (1.0, 2.2), "frames_crf": CRF}
+        out.append(("frames gamma 1 or GoPro CRF", frames, both, {}))
     out.append(("frames gamma 2.2 + augment", frames, {"gamma": (2.2,)}, {"augment": True}))
     out.append(("pairs reds_x4", f"pairs:{DATA / 'pairs' / 'reds_x4'}", {}, {}))
     out.append(("eval gopro_style", f"pairs:{DATA / 'eval' / 'gopro_style_train_scenes'}", {}, {}))

@@ -322,6 +322,22 @@ def test_frames_crf_and_realistic_stills_on_the_fly(tmp_path: Path) -> None:
     assert not np.array_equal(blur, average_frames(crops[start - matches[0] // 2 :][: matches[0]]))
     train, val = source.split(1)
     assert train.crf == val.crf == source.crf
+    # With --frames-gamma 1,2.2 each pair draws code values (gamma 1) or the CRF.
+    mixed = open_source(f"frames:{tmp_path / 'f'}", gamma=(1.0, 2.2), frames_crf=crf)
+    assert "code values or CRF" in mixed.describe()
+    seen = set()
+    for seed in range(8):
+        blur, sharp = mixed.sample(10, np.random.default_rng(seed), 80)
+        start = next(i for i, c in enumerate(crops) if np.array_equal(c, sharp))
+        for n in range(7, 14):
+            window = crops[start - n // 2 : start - n // 2 + n]
+            if start - n // 2 < 0:
+                continue
+            if np.array_equal(average_frames(window, response=response), blur):
+                seen.add("crf")
+            if np.array_equal(average_frames(window, gamma=1.0), blur):
+                seen.add("code")
+    assert seen == {"crf", "code"}
 
     (tmp_path / "s").mkdir()
     for p in stills:

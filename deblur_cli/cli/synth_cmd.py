@@ -239,7 +239,8 @@ def _spread(records: list) -> list:
 @click.option("--objects", type=click.IntRange(0, 10), default=0, show_default=True,
               help="Moving object layers pasted from other input photos.")  # fmt: skip
 @click.option("--noise", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Max sensor noise, std in grey levels at mid-grey (blurry only).")  # fmt: skip
+              help="Max sensor noise (photon + read, before the response), std in grey levels "
+              "at mid-grey (blurry only).")  # fmt: skip
 @click.option("--jpeg", default=None, callback=_range(int), metavar="Q1-Q2",
               help="Re-encode the blurry image as JPEG, quality drawn from Q1-Q2.")  # fmt: skip
 @click.option("--gamma", type=click.FloatRange(0.1, 10), default=2.2, show_default=True,
@@ -305,8 +306,9 @@ def stills_cmd(
     Examples:
       deblur synth stills photos/ -o data/stills --seed 1 --preview
       deblur synth stills photos/ -o data/stills --per-image 3 --objects 1 --noise 2 --jpeg 80-95
-      deblur synth stills photos/ -o data/real --blur-px 1-60 --sharp-share 0.1 \\
-          --segments 3 --highlights 8 --crf gopro_hero6_inverse_crf.npy --noise 3 --jpeg 85-98
+      deblur synth stills photos/ -o data/mix --mix train     # what 'deblur train stills:' sees
+      deblur synth stills photos/ -o data/real --mix train --segments 3 --highlights 8 \\
+          --crf gopro_hero6_inverse_crf.npy
     """
     from ..synth.jobs import StillsJob, plan_stills
     from ..synth.layout import write_preview

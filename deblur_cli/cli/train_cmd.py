@@ -378,8 +378,9 @@ def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
     type=click.Path(path_type=Path),
     default=None,
     metavar="FILE",
-    help="frames: measured inverse camera response instead of --frames-gamma (.npy/.txt; "
-    "e.g. REDS's gopro_hero6_inverse_crf.npy, OpenCV BGR layout understood).",
+    help="frames: measured inverse camera response instead of the linear-light gamma "
+    "(.npy/.txt; e.g. REDS's gopro_hero6_inverse_crf.npy, OpenCV BGR layout understood); "
+    "with --frames-gamma 1,2.2 each pair draws code values or the CRF.",
 )
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")

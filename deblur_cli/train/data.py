@@ -204,14 +204,16 @@ class FrameSource(Source):
         # Several gammas: each pair draws one. Real cameras average in linear light (2.2),
         # but GOPRO's ``blur`` variant and datasets built like it average code values (1.0);
         # a model that saw only one learns a brightness shift on the other. A measured
-        # camera response (``crf``, e.g. the GoPro HERO6 table of REDS) replaces the gammas.
+        # camera response (``crf``, e.g. the GoPro HERO6 table of REDS) replaces the
+        # linear-light gammas; gamma 1 (code values) stays, so 1,2.2 + crf mixes the two.
         self.gamma = tuple(gamma) if isinstance(gamma, Sequence) else (float(gamma),)
         self.crf = os.fspath(crf) if crf is not None else None
         if self.crf is not None:
             from ..synth import load_crf  # lazy: synthesis is an optional room
 
             load_crf(self.crf)  # a bad file fails here, in the main process
-            self.gamma = self.gamma[:1]  # no gamma draw: the CRF decides
+            # Each listed gamma other than 1 stands for the CRF (repeats still weight).
+            self.gamma = tuple(1.0 if g == 1 else 2.2 for g in self.gamma)
         self._starts = [0]
         for seq in self.sequences:
             self._starts.append(self._starts[-1] + len(seq))
@@ -234,7 +236,7 @@ class FrameSource(Source):
         if len(shapes) != 1:
             raise InputError(f"{paths[0].parent}: frames differ in size")
         frames = [as_uint8(f) for f in frames]
-        response = load_crf(self.crf) if self.crf is not None else None
+        response = load_crf(self.crf) if self.crf is not None and gamma != 1 else None
         return average_frames(frames, gamma=gamma, response=response), frames[len(frames) // 2]
 
     def sample(self, index, rng, patch):
@@ -253,7 +255,8 @@ class FrameSource(Source):
 
     def describe(self) -> str:
         if self.crf is not None:
-            return f"{super().describe()[:-1]}, CRF {Path(self.crf).name})"
+            code = "code values or " if 1.0 in self.gamma else ""
+            return f"{super().describe()[:-1]}, {code}CRF {Path(self.crf).name})"
         gammas = " or ".join(f"{g:g}" for g in self.gamma)
         return f"{super().describe()[:-1]}, gamma {gammas})"
 
