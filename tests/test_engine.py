@@ -156,7 +156,7 @@ def test_fused_default_model_matches_eager_fp32(precision: str) -> None:
     out = fused(pixels).astype(np.int16)
     assert np.abs(out - reference).max() <= 1
     assert (out != reference).mean() < (0.001 if precision == "fp32" else 0.1)
-    assert np.abs(reference - pixels).max() > 10  # the network did change the picture
+    assert np.abs(reference - pixels).max() >= 5  # the network did change the picture
 
 
 def test_fused_official_checkpoint_matches_fixture(tmp_path: Path) -> None:
