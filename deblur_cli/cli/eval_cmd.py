@@ -77,6 +77,7 @@ def _fmt_shift(value: float | None) -> str:
 def _render_sharp(check: dict[str, Any], label: str, width: int) -> Table:
     """Do-no-harm table: how much the model changes sharp photos."""
     from ..train.metrics import TONE_BANDS
+
     wide = width >= WIDE
     sep = " " if wide else "\n"
     limits = check["limits"]
@@ -135,6 +136,7 @@ def _write_json(path: Path, result: dict[str, Any]) -> None:
 def _write_csv(path: Path, result: dict[str, Any]) -> None:
     """One row per pair (and MEAN); with a sharp check, its rows follow (kind = sharp)."""
     from ..train.metrics import TONE_BANDS
+
     pairs = result.get("images", [])
     with_model = "model" in result.get("mean", {})
     check = result.get("sharp_check")
