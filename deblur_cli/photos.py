@@ -205,6 +205,12 @@ def side_by_side(
     thickness = max(1, int(round(scale * 2)))
     for text, left in zip(labels, starts, strict=False):
         origin = (int(left) + 10, int(30 * scale) + 5)
+        # A darkened box behind the label keeps it readable over white shirts and skies.
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness + 2)
+        pad = max(3, thickness * 2)
+        y0, y1 = max(0, origin[1] - h - pad), origin[1] + base + pad
+        x0, x1 = max(0, origin[0] - pad), min(canvas.shape[1], origin[0] + w + pad)
+        canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] // 2
         for colour, width in (((0, 0, 0), thickness + 2), ((255, 255, 255), thickness)):
             font = cv2.FONT_HERSHEY_SIMPLEX
             cv2.putText(canvas, text, origin, font, scale, colour, width, cv2.LINE_AA)
