@@ -68,6 +68,8 @@ def image(
       deblur image *.jpg -o restored/ --format png       # lossless outputs
       deblur image big.tif --tile 1024 --compare before_after.jpg
     """
+    if len(inputs) == 1:
+        _check_input(inputs[0])  # a typo fails in a blink, before torch and OpenCV load
     from ..io.images import max_megapixels_limit
     from ..photos import plan_outputs
 
