@@ -106,10 +106,10 @@ def _one(
     max_megapixels: float,
     settings: dict[str, Any],
 ) -> None:
-    """One photo: every check (input, both outputs) before the model loads."""
+    """One photo: every check (input, both outputs) before the model loads; ``image`` has
+    already checked that ``src`` is a file."""
     from ..photos import check_not_input, check_writable, deblur_decoded, read_input
 
-    _check_input(src)
     check_not_input(src, dst, overwrite)
     check_writable([dst] if compare is None else [dst, compare])
     pixels, info = read_input(src, max_megapixels=max_megapixels)
@@ -131,12 +131,12 @@ def _several(
 ) -> None:
     """Several photos through batch's loop: each bad file on its own ``error:`` line, the
     others written, a one-line summary, and a non-zero exit if any failed."""
-    from ..batch import BatchSummary, Job, failed_result
+    from ..batch import BatchSummary, Job, check_output_root, failed_result
     from ..errors import DeblurError
     from ..photos import check_not_input, check_writable
 
     if folder is not None:
-        check_writable([folder / "any-output"])  # one shared folder: refuse once, up front
+        check_output_root(folder)  # one shared folder: refuse once, up front
     ready: list[Job] = []
     refused = BatchSummary(total=len(jobs))
     for src, dst in jobs:
