@@ -82,10 +82,15 @@ def plan_outputs(
     return pairs
 
 
-def check_writable(destinations: Iterable[str | os.PathLike]) -> None:
+def check_writable(
+    destinations: Iterable[str | os.PathLike], checked: set[Path] | None = None
+) -> None:
     """Fail before any work when an output cannot be written: each destination's folder (or
-    the nearest one that exists, as the folders are made on the way) must take a new file."""
-    checked: set[Path] = set()
+    the nearest one that exists, as the folders are made on the way) must take a new file.
+
+    ``checked`` holds the folders already found writable; pass the same set to calls made
+    file by file so that a shared folder is probed once, not once per file."""
+    checked = set() if checked is None else checked
     for destination in destinations:
         destination = Path(destination)
         if destination.is_dir():
@@ -95,7 +100,6 @@ def check_writable(destinations: Iterable[str | os.PathLike]) -> None:
             folder = folder.parent
         if folder in checked:
             continue
-        checked.add(folder)
         if not folder.is_dir():
             raise OutputError(f"cannot write {destination}: {folder} is not a folder")
         try:
@@ -104,6 +108,7 @@ def check_writable(destinations: Iterable[str | os.PathLike]) -> None:
             raise OutputError(f"cannot write to {folder}: {err.strerror}") from None
         os.close(fd)
         os.unlink(probe)
+        checked.add(folder)  # only once it took a file: a refused folder is refused every time
 
 
 def check_not_input(src: Path, dst: Path, overwrite: bool) -> None:

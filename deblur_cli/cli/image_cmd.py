@@ -139,12 +139,13 @@ def _several(
         check_output_root(folder)  # one shared folder: refuse once, up front
     ready: list[Job] = []
     refused = BatchSummary(total=len(jobs))
+    writable: set[Path] = set()  # each output folder probed once, however many files
     for src, dst in jobs:
         job = Job(src, dst)
         try:
             _check_input(src)
             check_not_input(src, dst, overwrite)
-            check_writable([dst])
+            check_writable([dst], writable)
         except DeblurError as err:
             refused.failed.append(failed_result(job, err))
             console.print(Text(f"error: {refused.failed[-1].error}"), soft_wrap=True)
