@@ -371,12 +371,12 @@ def test_rerun_with_other_settings_refuses_to_mix(
         other.write_bytes(tiny_weights.read_bytes())
         change = ["-w", str(other)]
     out = tmp_path / "out.mp4"
-    args = ["video", str(clip), "-o", str(out), "--segment", "0.1", "--precision", "fp32"]
+    args = segmented_run(clip, tiny_weights, out)
     interrupt_after(monkeypatch, 4)
-    assert CliRunner().invoke(main, [*args, "-w", str(tiny_weights)]).exit_code == 130
+    assert CliRunner().invoke(main, args).exit_code == 130
     manifest = (parts_folder(out) / "manifest.json").read_text()
     calls = interrupt_after(monkeypatch, None)
-    changed = [*args, "-w", str(tiny_weights), *change]  # a later option wins in click
+    changed = [*args, *change]  # a later option wins in click
     result = CliRunner().invoke(main, changed)
     assert result.exit_code == 2, result.output
     line = one_error_line(result.stderr)
