@@ -196,8 +196,7 @@ def read_official_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[
             "which could run code; it was not loaded"
         ) from None
     except Exception as err:  # garbage makes the unpickler raise anything (KeyError, ...)
-        detail = (str(err).splitlines() or [type(err).__name__])[0]
-        raise WeightsError(f"{path}: not a PyTorch checkpoint ({detail})") from None
+        raise WeightsError(f"{path}: not a PyTorch checkpoint ({_first_line(err)})") from None
     if isinstance(checkpoint, dict) and "G" in checkpoint and isinstance(checkpoint["G"], dict):
         state_dict = checkpoint["G"]
     elif isinstance(checkpoint, dict) and any(

@@ -275,6 +275,12 @@ def test_codecs_stay_beside_a_cpu_network(tiny_weights: Path, tmp_path: Path) ->
         assert x264_threads(tmp_path / "auto.mp4") > 1
 
 
+def segmented_run(clip: Path, weights: Path, out: Path) -> list[str]:
+    """``deblur video`` arguments in 0.1 s segments (3 frames each), fp32 so reruns match."""
+    args = ["video", str(clip), "-o", str(out), "-w", str(weights), "--segment", "0.1"]
+    return [*args, "--precision", "fp32"]
+
+
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, frames: int | None) -> dict[str, int]:
     """Make the CLI's per-frame function count its calls and press Ctrl-C on call
     ``frames + 1`` (None: never)."""
@@ -297,8 +303,7 @@ def test_ctrl_c_then_same_command_resumes(
     clip: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out.mp4"
-    args = ["video", str(clip), "-o", str(out), "-w", str(tiny_weights), "--segment", "0.1"]
-    args += ["--precision", "fp32"]
+    args = segmented_run(clip, tiny_weights, out)
     interrupt_after(monkeypatch, 6)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 130
@@ -332,8 +337,7 @@ def test_force_discards_finished_segments(
     clip: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out.mp4"
-    args = ["video", str(clip), "-o", str(out), "-w", str(tiny_weights), "--segment", "0.1"]
-    args += ["--precision", "fp32"]
+    args = segmented_run(clip, tiny_weights, out)
     interrupt_after(monkeypatch, 6)
     assert CliRunner().invoke(main, args).exit_code == 130
     calls = interrupt_after(monkeypatch, None)
@@ -367,12 +371,12 @@ def test_rerun_with_other_settings_refuses_to_mix(
         other.write_bytes(tiny_weights.read_bytes())
         change = ["-w", str(other)]
     out = tmp_path / "out.mp4"
-    args = ["video", str(clip), "-o", str(out), "--segment", "0.1", "--precision", "fp32"]
+    args = segmented_run(clip, tiny_weights, out)
     interrupt_after(monkeypatch, 4)
-    assert CliRunner().invoke(main, [*args, "-w", str(tiny_weights)]).exit_code == 130
+    assert CliRunner().invoke(main, args).exit_code == 130
     manifest = (parts_folder(out) / "manifest.json").read_text()
     calls = interrupt_after(monkeypatch, None)
-    changed = [*args, "-w", str(tiny_weights), *change]  # a later option wins in click
+    changed = [*args, *change]  # a later option wins in click
     result = CliRunner().invoke(main, changed)
     assert result.exit_code == 2, result.output
     line = one_error_line(result.stderr)
@@ -468,8 +472,7 @@ def test_resume_after_sigkill(
 
     clip = make_clip(tmp_path / "long.mp4", frames=30)
     out = tmp_path / "out.mp4"
-    args = ["video", str(clip), "-o", str(out), "-w", str(tiny_weights), "--precision", "fp32"]
-    args += ["--segment", "0.1"]
+    args = segmented_run(clip, tiny_weights, out)
     manifest = parts_folder(out) / "manifest.json"
     log = tmp_path / "child.log"
     read_end, write_end = os.pipe()

@@ -164,11 +164,10 @@ def video(
 
     if output is not None and frames_dir is not None:
         raise click.UsageError("give either --output or --frames-dir, not both")
-    t0, t1 = start, end
-    if t0 is not None and t1 is not None and t1 <= t0:
+    if start is not None and end is not None and end <= start:
         raise click.UsageError("--end must be after --start")
     info = probe(input)
-    info.check_range(t0, t1)  # before the model loads: a range past the end is a typo
+    info.check_range(start, end)  # before the model loads: a range past the end is a typo
     settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
     dst = output or default_output(input)
     if frames_dir is None:  # fail on a bad output before spending time loading the model
@@ -188,11 +187,11 @@ def video(
 
     reused = None  # refuse to mix in work made with other settings, and say what is reused
     if not force and frames_dir is not None:
-        count = unfinished_export(input, frames_dir, start=t0, end=t1, job=job)
+        count = unfinished_export(input, frames_dir, start=start, end=end, job=job)
         reused = f"{count} finished frames (0–{count - 1})" if count else None
     elif not force:
         manifest = unfinished_run(
-            input, dst, settings=settings, start=t0, end=t1, segment_seconds=segment,
+            input, dst, settings=settings, start=start, end=end, segment_seconds=segment,
             job=job, info=info,
         )  # fmt: skip
         reused = manifest.describe() if manifest else None
@@ -238,8 +237,8 @@ def video(
                     input,
                     frames_dir,
                     fn,
-                    start=t0,
-                    end=t1,
+                    start=start,
+                    end=end,
                     resume=not force,
                     job=job,
                     progress=progress,
@@ -251,8 +250,8 @@ def video(
                     dst,
                     fn,
                     settings=settings,
-                    start=t0,
-                    end=t1,
+                    start=start,
+                    end=end,
                     resume=not force,
                     segment_seconds=segment,
                     job=job,
