@@ -248,7 +248,7 @@ def render_still(sharp: np.ndarray, rng: np.random.Generator, opts: StillOptions
         blurry_linear = _add_noise(rng, blurry_linear, opts.noise, response)
     blurry = response.from_linear(blurry_linear)
     if opts.jpeg is not None:
-        blurry = _jpeg(blurry, int(rng.integers(opts.jpeg[0], opts.jpeg[1] + 1)))
+        blurry = jpeg_roundtrip(blurry, int(rng.integers(opts.jpeg[0], opts.jpeg[1] + 1)))
     if layers or opts.highlights:  # the scene at mid-exposure differs from the photo
         sharp_out = response.from_linear(sharp_linear[y0:y1, x0:x1])
     else:
@@ -562,7 +562,8 @@ def _add_noise(
     return noisy + read_std * rng.standard_normal(linear.shape, dtype=np.float32)
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """``rgb`` (uint8 RGB) saved as a JPEG of ``quality`` and read back."""
     ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")
