@@ -356,12 +356,12 @@ def eval_(
 
 
 def _sharp_photos(folder: Path) -> list[Path]:
-    """The images of a --sharp folder (or of its sharp/ subfolder)."""
-    from ..train.data import list_images
+    """The images of a --sharp folder (or of its sharp/ subfolder), as ``identity:DIR``."""
+    from ..train.identity import identity_photos
 
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
-    photos = list_images(folder / "sharp" if (folder / "sharp").is_dir() else folder)
+    photos = identity_photos(folder)
     if not photos:
         raise InputError(f"{folder}: no images found")
     return photos
