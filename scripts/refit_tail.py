@@ -64,8 +64,13 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     args.out.mkdir(parents=True, exist_ok=True)
     init = load_weight_file(args.init)
-    net = build_model(init.config)
-    net.load_state_dict(init.state_dict)
+
+    def fresh_model() -> torch.nn.Module:
+        """A new network holding the --init weights (each fit starts from them)."""
+        model = build_model(init.config)
+        model.load_state_dict(init.state_dict)
+        return model
+
     groups_spec: dict[str, list[str]] = {}
     stills_gamma: dict[str, float | str] = {}
     for item in args.group:
@@ -76,7 +81,6 @@ def main() -> None:
         stills_gamma[name] = gamma if gamma == "mix" else float(gamma or args.stills_gamma)
     cache = args.out / "normal_equations.pt"
     stored = torch.load(cache, weights_only=True) if cache.is_file() else {}
-    groups: dict[str, NormalEquations] = {}
     gammas = tuple(float(g) for g in args.frames_gamma.split(","))
     augment = AugmentConfig(noise=args.noise)
 
@@ -116,8 +120,7 @@ def main() -> None:
     if args.cascade:
         cname, _, text = args.cascade.partition(":")
         shares = parse_shares(text, list(groups_spec))
-        fitted = build_model(init.config)
-        fitted.load_state_dict(init.state_dict)
+        fitted = fresh_model()
         for scale in reversed(range(init.config.n_scales)):
             found = collect_groups(fitted, scale, f"cascade {text} neutral {args.neutral}")
             refit(fitted, found, shares, args.ridge, scale=scale, neutral=args.neutral)
@@ -134,13 +137,12 @@ def main() -> None:
         )  # fmt: skip
         print(f"{cname}: {target}")
         return
-    groups = collect_groups(net, 0, "")
+    groups = collect_groups(fresh_model(), 0, "")
 
     for variant in args.variant:
         vname, _, text = variant.partition(":")
         shares = parse_shares(text, list(groups))
-        fitted = build_model(init.config)
-        fitted.load_state_dict(init.state_dict)
+        fitted = fresh_model()
         refit(fitted, groups, shares, args.ridge, neutral=args.neutral)
         bias = tail_of(fitted).bias.detach().tolist()
         target = save_weights(

@@ -5,17 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from deblur_cli.io.images import read_image
 from deblur_cli.model import ModelConfig, build_model
@@ -25,15 +22,6 @@ from deblur_cli.weights import save_weights
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 EVAL_PAIRS = SHARED / "eval" / "gopro_style_train_scenes"
 needs_shared = pytest.mark.skipif(not EVAL_PAIRS.is_dir(), reason="../shared/data absent")
-
-
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    exe = shutil.which("deblur")
-    cmd = [exe, *args] if exe else [sys.executable, "-m", "deblur_cli", *args]
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, env=full_env)
 
 
 @pytest.fixture

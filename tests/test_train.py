@@ -46,6 +46,17 @@ def _crop_pairs(dest: Path, size: int, per_image: int) -> Path:
     return dest
 
 
+def _write_frame_crops(frames: list[Path], dest: Path) -> list[np.ndarray]:
+    """An 80 px crop of each frame saved as PNG in ``dest``; returns the crops as RGB."""
+    dest.mkdir()
+    crops = []
+    for p in frames:
+        crop = cv2.imread(str(p))[300:380, 500:580]
+        cv2.imwrite(str(dest / (p.stem + ".png")), crop)
+        crops.append(np.ascontiguousarray(crop[..., ::-1]))
+    return crops
+
+
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> Path:
     if not EVAL_PAIRS.is_dir():
@@ -260,12 +271,7 @@ def test_frames_mixed_gamma_draws_each_response(tmp_path: Path) -> None:
     frames = sorted((SHARED / "frames" / "GOPR0477_11_00").glob("*.jpg"))[:30]
     if len(frames) < 30:
         pytest.skip("frames missing")
-    (tmp_path / "f").mkdir()
-    crops = []
-    for p in frames:
-        crop = cv2.imread(str(p))[300:380, 500:580]
-        cv2.imwrite(str(tmp_path / "f" / (p.stem + ".png")), crop)
-        crops.append(np.ascontiguousarray(crop[..., ::-1]))
+    crops = _write_frame_crops(frames, tmp_path / "f")
     source = open_source(f"frames:{tmp_path / 'f'}", gamma=(1.0, 2.2))
     assert "gamma 1 or 2.2" in source.describe()
     seen = set()
@@ -299,12 +305,7 @@ def test_frames_crf_and_realistic_stills_on_the_fly(tmp_path: Path) -> None:
     stills = sorted((SHARED / "sharp" / "kodak24crop_ffdnet").glob("*.jpg"))[:2]
     if not crf.is_file() or len(frames) < 20 or not stills:
         pytest.skip("crf, frames or stills missing")
-    (tmp_path / "f").mkdir()
-    crops = []
-    for p in frames:
-        crop = cv2.imread(str(p))[300:380, 500:580]
-        cv2.imwrite(str(tmp_path / "f" / (p.stem + ".png")), crop)
-        crops.append(np.ascontiguousarray(crop[..., ::-1]))
+    crops = _write_frame_crops(frames, tmp_path / "f")
     source = open_source(f"frames:{tmp_path / 'f'}", frames_crf=crf)
     assert "CRF gopro_hero6_inverse_crf.npy" in source.describe()
     blur, sharp = source.sample(10, np.random.default_rng(0), 80)

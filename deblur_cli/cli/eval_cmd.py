@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,39 @@ def _model_label(model: Any) -> str:
     return Path(path).stem if path else "model"
 
 
+def _image_table(title: str, rows: list[dict[str, Any]], wide: bool) -> Table:
+    """A table starting with the image name and, when ``wide``, its size."""
+    table = Table(title=title, title_justify="left", box=_box(wide))
+    # File names fold rather than vanish, but get enough room to stay on one or two lines.
+    longest = max((len(r["name"]) for r in rows), default=10)
+    table.add_column("image", overflow="fold", min_width=min(longest, 24 if wide else 20))
+    if wide:
+        table.add_column("size", justify="right")
+    return table
+
+
+def _add_rows(
+    table: Table,
+    rows: list[dict[str, Any]],
+    mean: dict[str, Any],
+    cells: Callable[[dict[str, Any]], list[str]],
+    wide: bool,
+) -> Table:
+    """One line per image, then a bold mean line in its own section."""
+    for row in rows:
+        size = [f"{row['width']}x{row['height']}"] if wide else []
+        table.add_row(row["name"], *size, *cells(row))
+    table.add_section()
+    blank = [""] if wide else []
+    table.add_row(f"mean of {len(rows)}", *blank, *cells(mean), style="bold")
+    return table
+
+
 def _render(result: dict[str, Any], label: str | None, width: int) -> Table:
     """Pairs table. ``label`` names the model column (None: identity only)."""
     wide = width >= WIDE
     sep = " " if wide else "\n"
-    table = Table(title="PSNR (dB) / SSIM", title_justify="left", box=_box(wide))
-    # File names fold rather than vanish, but get enough room to stay on one or two lines.
-    longest = max((len(r["name"]) for r in result["images"]), default=10)
-    table.add_column("image", overflow="fold", min_width=min(longest, 24 if wide else 20))
-    if wide:
-        table.add_column("size", justify="right")
+    table = _image_table("PSNR (dB) / SSIM", result["images"], wide)
     table.add_column(f"identity{sep}PSNR", justify="right")
     table.add_column(f"identity{sep}SSIM", justify="right")
     if label:
@@ -51,23 +75,15 @@ def _render(result: dict[str, Any], label: str | None, width: int) -> Table:
         table.add_column(f"{label}{sep}SSIM", justify="right", style="bold")
         table.add_column("gain", justify="right")
 
-    def cells(entry: dict[str, Any], identity: dict[str, float]) -> list[str]:
+    def cells(entry: dict[str, Any]) -> list[str]:
+        identity = entry["identity"]
         out = [f"{identity['psnr']:.2f}", f"{identity['ssim']:.4f}"]
         if label:
             m = entry["model"]
             out += [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['psnr'] - identity['psnr']:+.2f}"]
         return out
 
-    for row in result["images"]:
-        size = [f"{row['width']}x{row['height']}"] if wide else []
-        table.add_row(row["name"], *size, *cells(row, row["identity"]))
-    mean = result["mean"]
-    table.add_section()
-    blank = [""] if wide else []
-    table.add_row(
-        f"mean of {len(result['images'])}", *blank, *cells(mean, mean["identity"]), style="bold"
-    )
-    return table
+    return _add_rows(table, result["images"], result["mean"], cells, wide)
 
 
 def _fmt_shift(value: float | None) -> str:
@@ -81,16 +97,11 @@ def _render_sharp(check: dict[str, Any], label: str, width: int) -> Table:
     wide = width >= WIDE
     sep = " " if wide else "\n"
     limits = check["limits"]
-    table = Table(
-        title=f"do no harm: {label} on sharp photos (output vs input; tone shift in grey "
-        f"levels, pass: |shift| <= {limits['max_shift']:g} and PSNR >= {limits['min_psnr']:g})",
-        title_justify="left",
-        box=_box(wide),
+    title = (
+        f"do no harm: {label} on sharp photos (output vs input; tone shift in grey "
+        f"levels, pass: |shift| <= {limits['max_shift']:g} and PSNR >= {limits['min_psnr']:g})"
     )
-    longest = max((len(r["name"]) for r in check["images"]), default=10)
-    table.add_column("image", overflow="fold", min_width=min(longest, 24 if wide else 20))
-    if wide:
-        table.add_column("size", justify="right")
+    table = _image_table(title, check["images"], wide)
     table.add_column(f"PSNR{sep}vs input", justify="right", style="bold")
     table.add_column(f"SSIM{sep}vs input", justify="right")
     table.add_column(f"tone{sep}shift", justify="right", style="bold")
@@ -107,13 +118,7 @@ def _render_sharp(check: dict[str, Any], label: str, width: int) -> Table:
             *(_fmt_shift(shift[b]) for b in TONE_BANDS),
         ]
 
-    for row in check["images"]:
-        size = [f"{row['width']}x{row['height']}"] if wide else []
-        table.add_row(row["name"], *size, *cells(row))
-    table.add_section()
-    blank = [""] if wide else []
-    table.add_row(f"mean of {len(check['images'])}", *blank, *cells(check["mean"]), style="bold")
-    return table
+    return _add_rows(table, check["images"], check["mean"], cells, wide)
 
 
 def _sharp_summary(check: dict[str, Any], label: str) -> str:
@@ -356,12 +361,12 @@ def eval_(
 
 
 def _sharp_photos(folder: Path) -> list[Path]:
-    """The images of a --sharp folder (or of its sharp/ subfolder)."""
-    from ..train.data import list_images
+    """The images of a --sharp folder (or of its sharp/ subfolder), as ``identity:DIR``."""
+    from ..train.identity import identity_photos
 
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
-    photos = list_images(folder / "sharp" if (folder / "sharp").is_dir() else folder)
+    photos = identity_photos(folder)
     if not photos:
         raise InputError(f"{folder}: no images found")
     return photos

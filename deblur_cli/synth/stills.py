@@ -248,7 +248,7 @@ def render_still(sharp: np.ndarray, rng: np.random.Generator, opts: StillOptions
         blurry_linear = _add_noise(rng, blurry_linear, opts.noise, response)
     blurry = response.from_linear(blurry_linear)
     if opts.jpeg is not None:
-        blurry = _jpeg(blurry, int(rng.integers(opts.jpeg[0], opts.jpeg[1] + 1)))
+        blurry = jpeg_roundtrip(blurry, int(rng.integers(opts.jpeg[0], opts.jpeg[1] + 1)))
     if layers or opts.highlights:  # the scene at mid-exposure differs from the photo
         sharp_out = response.from_linear(sharp_linear[y0:y1, x0:x1])
     else:
@@ -299,26 +299,12 @@ def _displacements(poses: np.ndarray, width: int, height: int, focal: float) -> 
     return np.array(out)
 
 
-def camera_trajectory(
-    rng: np.random.Generator,
-    width: int,
-    height: int,
-    extent: float,
-    opts: StillOptions,
-    min_path: float = 0.0,
-) -> np.ndarray:
-    """Homographies of a random handheld shake whose worst point travels ``extent`` pixels.
-
-    The shake is a momentum random walk in the 6 pose parameters (hands drift and jerk);
-    it is re-centred so mid-exposure is the identity, scaled to the drawn extent, then
-    sampled finely enough that no point jumps more than ``step_px`` between poses (nor
-    along ``min_path``, the longest path of a moving segment).
-    """
-    return shake_homographies(shake_walk(rng, opts), width, height, extent, opts, min_path)
-
-
 def shake_walk(rng: np.random.Generator, opts: StillOptions) -> np.ndarray:
-    """The random part of a shake: (control points, 6) poses, zero at mid-exposure."""
+    """The random part of a shake: (control points, 6) poses, zero at mid-exposure.
+
+    A momentum random walk in the 6 pose parameters (hands drift and jerk), re-centred so
+    that mid-exposure is the identity.
+    """
     weights = np.array(
         [opts.rotation, opts.rotation, opts.roll, opts.translation, opts.translation, opts.zoom]
     )
@@ -340,7 +326,9 @@ def shake_homographies(
     opts: StillOptions,
     min_path: float = 0.0,
 ) -> np.ndarray:
-    """A :func:`shake_walk` scaled to ``extent`` pixels and sampled into homographies."""
+    """A :func:`shake_walk` scaled so its worst point travels ``extent`` pixels, sampled into
+    homographies finely enough that no point jumps more than ``step_px`` between poses (nor
+    along ``min_path``, the longest path of a moving segment)."""
     t = np.linspace(0.0, 1.0, _CONTROL_POINTS)
     identity = np.zeros((1, 6))
     if extent <= 0:
@@ -574,7 +562,8 @@ def _add_noise(
     return noisy + read_std * rng.standard_normal(linear.shape, dtype=np.float32)
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """``rgb`` (uint8 RGB) saved as a JPEG of ``quality`` and read back."""
     ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")

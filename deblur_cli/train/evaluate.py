@@ -121,7 +121,7 @@ def check_sharp(
         "ssim": _mean([r["ssim"] for r in rows]),
         "shift": mean_shift,
     }
-    worst = min(rows, key=lambda r: -abs(r["shift"]["all"]))
+    worst = max(rows, key=lambda r: abs(r["shift"]["all"]))
     problems = []
     if abs(mean_shift["all"] or 0.0) > max_shift:
         way = "darkens" if (mean_shift["all"] or 0.0) < 0 else "brightens"

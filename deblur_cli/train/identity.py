@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import InputError
@@ -51,22 +50,10 @@ def degrade(sharp: np.ndarray, rng: np.random.Generator, always: bool = False) -
         noisy = sharp.astype(np.float32) + np.sqrt(var) * noise
         out = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     if use_jpeg:
+        from ..synth.stills import jpeg_roundtrip  # lazy: synthesis is an optional room
+
         out = jpeg_roundtrip(out, quality)
     return out
-
-
-def jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
-    ok, data = cv2.imencode(
-        ".jpg",
-        np.ascontiguousarray(rgb[..., ::-1]),
-        [
-            cv2.IMWRITE_JPEG_QUALITY,
-            quality,
-        ],
-    )
-    if not ok:
-        raise InputError("JPEG encoding failed")
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
 def identity_photos(root: Path) -> list[Path]:
