@@ -89,7 +89,7 @@ def main() -> None:
         for name, specs in groups_spec.items():
             key = json.dumps(
                 [specs, args.count, args.patch, args.pixels, args.seed, args.init,
-                 stills_gamma[name]] + ([scale, tag] if tag else [])
+                 stills_gamma[name], gammas, args.noise] + ([scale, tag] if tag else [])
             )  # fmt: skip
             slot = f"{name}@{scale}:{tag}" if tag else name
             if slot in stored and stored[slot]["key"] == key:
