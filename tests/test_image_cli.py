@@ -115,6 +115,43 @@ def test_icc_and_exif_carried_to_png(tmp_path: Path, weights, photo) -> None:
     assert out.getexif().get(0x013B) == "A. Photographer"
 
 
+@pytest.mark.parametrize("exif_after_pixels", [False, True])
+def test_png_orientation_and_profile_read_from_chunks(
+    tmp_path: Path, weights, exif_after_pixels: bool
+) -> None:
+    """PNG metadata is read from the chunk list (not by a second, Pillow decode): the
+    orientation is applied and the ICC profile kept, wherever the eXIf chunk sits."""
+    src, dst = tmp_path / "rotated.png", tmp_path / "out.png"
+    stored = np.zeros((48, 80, 3), np.uint8)
+    stored[:, :20] = (230, 30, 30)
+    stored[:10, :] = (30, 30, 230)
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x013B] = "A. Photographer"
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, "PNG", icc_profile=icc, exif=exif.tobytes())
+    data = buffer.getvalue()
+    if exif_after_pixels:  # legal, and what some tools write: move eXIf to just before IEND
+        at = data.index(b"eXIf") - 4
+        length = int.from_bytes(data[at : at + 4], "big")
+        chunk = data[at : at + 12 + length]
+        data = data[:at] + data[at + 12 + length :]
+        data = data[: len(data) - 12] + chunk + data[len(data) - 12 :]
+        assert data.index(b"eXIf") > data.index(b"IDAT")
+    src.write_bytes(data)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(src)).convert("RGB"))
+    assert upright.shape == (80, 48, 3)
+    code, err = deblur("image", src, "-o", dst, "--weights", weights["identity"],
+                       "--precision", "fp32")  # fmt: skip
+    assert code == 0, err
+    out = Image.open(dst)
+    assert np.abs(np.asarray(out.convert("RGB")).astype(int) - upright).mean() < 3
+    assert out.info.get("icc_profile") == icc
+    assert out.getexif().get(0x013B) == "A. Photographer"
+    assert out.getexif().get(0x0112, 1) == 1
+
+
 def test_compare_picture(tmp_path: Path, weights, photo) -> None:
     src = tmp_path / "a.jpg"
     Image.fromarray(photo).save(src)
