@@ -2,9 +2,9 @@
 
 The variants run the same model on the same clip: the engine alone on frames decoded
 beforehand; ``process_video`` end to end (decode, colour conversion, model, encode, segments,
-mux) with the codecs on one thread each and a queue that absorbs x264's segment flushes,
-as ``deblur video`` runs them beside a CPU network, and as before (the codecs' own thread
-count, one per core, and a 4-frame queue); and
+mux) as ``deblur video`` runs it beside a CPU network (codecs on one thread each, a queue
+that absorbs x264's segment flushes, ``--preset auto`` = veryfast), and the same with x264's
+medium preset (the default before); and
 ``process_video`` with an identity function (the I/O alone). They are interleaved
 round by round, in a rotating order, so that load from other processes hits all of them
 alike; the table gives medians and the spread (min–max) over rounds, and the ratio of video
@@ -22,14 +22,12 @@ at the medium preset) and encodes it after the last network frame, a fixed cost 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from unittest import mock
 
 import av
 import numpy as np
@@ -38,7 +36,13 @@ from PIL import Image
 
 from deblur_cli.engine import deblur_array, load_model
 from deblur_cli.model import ModelConfig, build_model
-from deblur_cli.video import QUEUE_FRAMES, decode_frames, pipeline, probe, process_video
+from deblur_cli.video import (
+    EncodeSettings,
+    decode_frames,
+    probe,
+    process_video,
+    resolve_preset,
+)
 from deblur_cli.weights import save_weights
 
 FPS = Fraction(30000, 1001)
@@ -121,30 +125,31 @@ def main() -> None:
             for rgb in decoded:
                 deblur_array(model, rgb)
 
-        def video(codec_threads: int, queue: int | None = None) -> Callable[[], None]:
+        cli_default = EncodeSettings(preset=resolve_preset("auto", "cpu"))
+
+        def video(settings: EncodeSettings) -> Callable[[], None]:
             def run() -> None:
-                with contextlib.ExitStack() as stack:
-                    if queue:
-                        stack.enter_context(
-                            mock.patch.object(pipeline, "encode_queue_frames", lambda info: queue)
-                        )
-                    process_video(
-                        clip,
-                        tmp / "out.mp4",
-                        lambda rgb: deblur_array(model, rgb),
-                        info=info,
-                        codec_threads=codec_threads,
-                    )
+                process_video(
+                    clip,
+                    tmp / "out.mp4",
+                    lambda rgb: deblur_array(model, rgb),
+                    settings=settings,
+                    info=info,
+                    codec_threads=1,
+                )
 
             return run
 
         def io_only() -> None:
-            process_video(clip, tmp / "same.mp4", lambda rgb: rgb, info=info, codec_threads=1)
+            process_video(
+                clip, tmp / "same.mp4", lambda rgb: rgb, settings=cli_default, info=info,
+                codec_threads=1,
+            )  # fmt: skip
 
         variants: dict[str, Callable[[], None]] = {
             ENGINE: engine,
-            VIDEO: video(1),
-            "video as before (threads, queue)": video(0, QUEUE_FRAMES),
+            VIDEO: video(cli_default),
+            "video, x264 medium (before)": video(EncodeSettings(preset="medium")),
             "video I/O alone (identity)": io_only,
         }
         deblur_array(model, decoded[0])  # warm-up: allocator, kernels

@@ -23,7 +23,7 @@ from conftest import run_cli
 
 from deblur_cli.cli import main
 from deblur_cli.errors import InputError
-from deblur_cli.video import parse_time, parts_folder, probe, process_video
+from deblur_cli.video import parse_time, parts_folder, probe, process_video, resolve_preset
 
 FPS = Fraction(30000, 1001)
 W, H = 160, 96
@@ -256,10 +256,14 @@ def test_bad_time_is_a_usage_error(clip: Path, tiny_weights: Path, option: str, 
         parse_time(value)
 
 
-def x264_threads(path: Path) -> int:
-    """The encoder's thread count, from the settings x264 writes into the stream itself."""
+def x264_setting(path: Path, name: str) -> str:
+    """One of the settings x264 writes into the stream itself (``threads``, ``subme``…)."""
     settings = path.read_bytes().split(b"x264 - core", 1)[1][:2000]
-    return int(settings.split(b" threads=", 1)[1].split(b" ", 1)[0])
+    return settings.split(f" {name}=".encode(), 1)[1].split(b" ", 1)[0].decode()
+
+
+def x264_threads(path: Path) -> int:
+    return int(x264_setting(path, "threads"))
 
 
 def test_codecs_stay_beside_a_cpu_network(tiny_weights: Path, tmp_path: Path) -> None:
@@ -273,6 +277,22 @@ def test_codecs_stay_beside_a_cpu_network(tiny_weights: Path, tmp_path: Path) ->
     if (os.cpu_count() or 1) > 1:
         process_video(clip, tmp_path / "auto.mp4", lambda rgb: rgb)
         assert x264_threads(tmp_path / "auto.mp4") > 1
+
+
+def test_preset_auto_is_veryfast_on_the_cpu(tiny_weights: Path, tmp_path: Path) -> None:
+    """x264 shares the cores with a CPU network, so auto picks veryfast there (subme=2,
+    one reference frame); an explicit --preset is used as given (medium: subme=7, ref=3)."""
+    clip = make_clip(tmp_path / "c.mp4", frames=3, audio=False, size=(160, 96))
+    auto, medium = tmp_path / "auto.mp4", tmp_path / "medium.mp4"
+    proc = run_cli("video", clip, "-o", auto, "-w", tiny_weights, "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "preset veryfast" in " ".join((proc.stdout + proc.stderr).split())
+    assert (x264_setting(auto, "subme"), x264_setting(auto, "ref")) == ("2", "1")
+    proc = run_cli("video", clip, "-o", medium, "-w", tiny_weights, "--preset", "medium")
+    assert proc.returncode == 0, proc.stderr
+    assert (x264_setting(medium, "subme"), x264_setting(medium, "ref")) == ("7", "3")
+    assert resolve_preset("auto", "cuda:0") == "medium"
+    assert resolve_preset("slow", "cpu") == "slow"
 
 
 def segmented_run(clip: Path, weights: Path, out: Path) -> list[str]:

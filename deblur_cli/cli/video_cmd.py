@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,7 +83,14 @@ class FpsColumn(ProgressColumn):
     show_default=True,
     help="Constant quality (x264/x265/VPx/AV1); lower = better and bigger.",
 )
-@click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset.")
+@click.option(
+    "--preset",
+    default="auto",
+    show_default=True,
+    help="x264/x265 speed preset (ultrafast … veryslow). auto: veryfast when the network runs "
+    "on the CPU, where the encoder shares its cores (2.4x less encoder CPU than medium, "
+    "~0.1 dB lower at the same --crf), medium on a GPU.",
+)
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
 @click.option("--start", type=TimeType(), default=None, help="Start at TIME (s, MM:SS, H:MM:SS).")
 @click.option("--end", type=TimeType(), default=None, help="Stop before TIME.")
@@ -158,6 +166,7 @@ def video(
         parts_folder,
         probe,
         process_video,
+        resolve_preset,
         unfinished_export,
         unfinished_run,
     )
@@ -178,6 +187,7 @@ def video(
         console.print(Text(f"{what}: nothing to do (add --force to make it again)"), soft_wrap=True)
         return
     model = open_model(weights, device, precision, tile, overlap)
+    settings = replace(settings, preset=resolve_preset(settings.preset, str(model.device)))
     job = {
         "weights": describe(model),
         "file": str(model.weights.path) if model.weights and model.weights.path else None,
@@ -201,6 +211,11 @@ def video(
         f"{float(info.rate):.3f} fps"
         + (f", rotated {info.rotation}°" if info.rotation else "")
         + (f", {', '.join(info.other_streams)}" if info.other_streams else "")
+        + (
+            f"; {codec} preset {settings.preset}"
+            if frames_dir is None and settings.preset and codec in ("libx264", "libx265")
+            else ""
+        )
         + "[/dim]"
     )
     if reused:
