@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
+from deblur_cli.io import png as png_module
 from deblur_cli.io.images import PARALLEL_PNG_PIXELS, ImageInfo, read_image, write_image
-from deblur_cli.io.png import adler32_combine, encode_png_parallel
+from deblur_cli.io.png import adler32_combine, encode_png
 
 
 def idat_stream(png: bytes) -> bytes:
@@ -39,10 +40,16 @@ def test_adler32_combine_matches_zlib() -> None:
      ((41, 57, 3), np.uint16), ((41, 57, 4), np.uint16), ((1, 9, 3), np.uint8)],
 )  # fmt: skip
 @pytest.mark.parametrize("strips", [1, 3, 41])
-def test_round_trip_every_layout(shape, dtype, strips: int) -> None:
+@pytest.mark.parametrize("library", ["zlib-ng", "zlib"])
+def test_round_trip_every_layout(shape, dtype, strips: int, library: str, monkeypatch) -> None:
+    """Exact with zlib-ng and with the stdlib fallback, in one strip or many."""
+    if library == "zlib":
+        monkeypatch.setattr(png_module, "deflate_lib", zlib)
+    else:
+        assert png_module.deflate_lib is not zlib, "zlib-ng is a dependency: install it"
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
-    png = encode_png_parallel(pixels, strips=min(strips, shape[0]), threads=2)
+    png = encode_png(pixels, strips=min(strips, shape[0]), threads=2)
     raw = zlib.decompress(idat_stream(png))  # strict: checks the combined Adler-32
     assert len(raw) == shape[0] * (1 + shape[1] * (pixels.size // shape[0] // shape[1]) * (
         dtype(0).itemsize))  # fmt: skip
@@ -82,6 +89,6 @@ def test_big_picture_written_on_every_core_with_metadata(tmp_path: Path) -> None
 
 def test_bad_arrays_refused() -> None:
     with pytest.raises(ValueError, match="uint8 or uint16"):
-        encode_png_parallel(np.zeros((4, 4, 3), np.float32))
+        encode_png(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(ValueError, match="1-4 channels"):
-        encode_png_parallel(np.zeros((4, 4, 5), np.uint8))
+        encode_png(np.zeros((4, 4, 5), np.uint8))

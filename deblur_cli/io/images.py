@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from ..atomic import _UMASK, atomic_path
 from ..errors import InputError, OutputError
 from .png import chunk as png_chunk
-from .png import encode_png_parallel
+from .png import encode_png
 
 # Our own limit, checked from the header (``check_size``), replaces Pillow's decompression-bomb
 # guard: Pillow would refuse a 180 MP camera file while reading its EXIF, with a traceback.
@@ -44,10 +44,11 @@ cv2.utils.logging.setLogLevel(
 MAX_MEGAPIXELS_ENV = "DEBLUR_MAX_MEGAPIXELS"
 DEFAULT_MAX_MEGAPIXELS = 200.0  # admits every camera file short of pixel-shift composites
 OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
-# --png-compression, as OpenCV PNG parameters. fast: zlib level 1 with the run-length
-# strategy and the "up" row filter, 8x faster than Pillow's default (level 6, adaptive
-# filters) for files ~6 % larger; small: level 9 with libpng's adaptive filters, a few %
-# smaller than Pillow's default at ~9x its time (benchmarks/bench_io.py).
+# --png-compression. fast: level 1 with the run-length strategy and the "up" row filter,
+# written by io/png.py with zlib-ng (the libpng parameters below give the same file, 1.7x
+# slower); 8x+ faster than Pillow's default (level 6, adaptive filters) for files ~6 %
+# larger. small: level 9 with libpng's adaptive filters, a few % smaller than Pillow's
+# default at ~9x its time (benchmarks/bench_io.py).
 _UP_FILTER = (
     [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
     if hasattr(cv2, "IMWRITE_PNG_FILTER")  # OpenCV >= 4.10; older ones pick the filters
@@ -64,8 +65,8 @@ PNG_COMPRESSION = {
     "small": [cv2.IMWRITE_PNG_COMPRESSION, 9],
 }
 # From this size up, "fast" PNGs are compressed in strips on every core (io/png.py): 0.41 vs
-# 0.84 s for 24 MP on 2 cores. Smaller ones stay on libpng's one core: deblur batch and
-# deblur video already overlap their writes with the network.
+# 0.84 s for 24 MP on 2 cores. Smaller ones stay on one core: deblur batch and deblur video
+# already overlap their writes with the network.
 PARALLEL_PNG_PIXELS = 4_000_000
 OUTPUT_FORMATS = {"keep": "", "png": ".png", "jpg": ".jpg", "webp": ".webp", "tif": ".tif"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
@@ -380,15 +381,16 @@ def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
 
 
 def _encode_png(pixels: np.ndarray, info: ImageInfo, compression: str) -> bytes:
-    """OpenCV's libpng for every depth and channel count (the fastest path measured, see
-    benchmarks/bench_io.py), with the ICC profile and EXIF added as chunks; pictures of
-    PARALLEL_PNG_PIXELS or more at the fast setting are compressed on every core instead."""
+    """fast: our zlib-ng writer (io/png.py; on every core from PARALLEL_PNG_PIXELS up);
+    small: OpenCV's libpng at level 9 with adaptive filters. The ICC profile and EXIF are
+    added as chunks."""
     if compression not in PNG_COMPRESSION:
         raise OutputError(
             f"unknown PNG compression {compression!r} (use {', '.join(PNG_COMPRESSION)})"
         )
-    if compression == "fast" and pixels.shape[0] * pixels.shape[1] >= PARALLEL_PNG_PIXELS:
-        return _add_png_metadata(encode_png_parallel(pixels), info)
+    if compression == "fast":
+        big = pixels.shape[0] * pixels.shape[1] >= PARALLEL_PNG_PIXELS
+        return _add_png_metadata(encode_png(pixels, threads=None if big else 1), info)
     ok, encoded = cv2.imencode(".png", _to_bgr(pixels), PNG_COMPRESSION[compression])
     if not ok:
         raise OutputError(f"OpenCV cannot encode {pixels.dtype} PNG")
