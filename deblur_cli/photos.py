@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic import write_files_together
 from .engine import Deblurrer, deblur_array
 from .errors import InputError, OutputError
 from .io.images import (
@@ -21,7 +22,6 @@ from .io.images import (
     ImageInfo,
     encode_image,
     read_image,
-    write_files_together,
 )
 
 SUFFIX = "_deblurred"

@@ -323,8 +323,8 @@ def test_compare_unwritable_writes_neither(tmp_path: Path, weights, photo) -> No
 
 def test_files_written_together_or_not_at_all(tmp_path: Path) -> None:
     """The rename of the second file fails: the first is rolled back to what it was."""
+    from deblur_cli.atomic import write_files_together
     from deblur_cli.errors import OutputError
-    from deblur_cli.io.images import write_files_together
 
     first, second = tmp_path / "main.png", tmp_path / "compare.png"
     first.write_bytes(b"previous result")

@@ -14,13 +14,10 @@ PNG is refused in milliseconds instead of after gigabytes of decoding
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import struct
-import tempfile
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import _UMASK, atomic_path
+from ..atomic import atomic_path
 from ..errors import InputError, OutputError
 from .png import chunk as png_chunk
 from .png import encode_png
@@ -493,63 +490,3 @@ def write_image(
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror}") from None
     return path
-
-
-def _stage(target: Path, data: bytes) -> Path:
-    """``data`` in a synced temporary beside ``target``, named as atomic_path names them (so
-    ``deblur batch`` recognises one a crash left behind)."""
-    folder = target.parent if str(target.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
-    )
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(name, 0o666 & ~_UMASK)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-    return Path(name)
-
-
-def write_files_together(files: Sequence[tuple[str | os.PathLike, bytes]]) -> None:
-    """Write every file or none: all are staged as temporaries first, then renamed into
-    place; if a rename fails, the files already renamed are put back as they were."""
-    staged: list[tuple[Path, Path]] = []
-    moved: list[tuple[Path, Path | None]] = []  # (target, the previous file's backup)
-    try:
-        for target, data in files:
-            staged.append((Path(target), _stage(Path(target), data)))
-        for target, tmp in staged:
-            backup = None
-            if target.exists():
-                backup = _stage(target, b"")  # a free name beside it
-                try:
-                    os.replace(target, backup)
-                except OSError:
-                    backup.unlink()
-                    raise
-            moved.append((target, backup))
-            os.replace(tmp, target)
-    except BaseException as err:
-        for target, backup in reversed(moved):
-            with contextlib.suppress(OSError):
-                if backup is not None:
-                    os.replace(backup, target)
-                elif target.exists():
-                    target.unlink()
-        for _target, tmp in staged:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        if isinstance(err, OSError):
-            where = err.filename or (staged[-1][0] if staged else "output")
-            raise OutputError(f"cannot write {where}: {err.strerror}") from None
-        raise
-    for _target, backup in moved:
-        if backup is not None:
-            with contextlib.suppress(OSError):
-                backup.unlink()
