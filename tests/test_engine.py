@@ -16,6 +16,9 @@ from deblur_cli.engine import (
     _axis_weight,
     choose_precision,
     cpu_supports_bf16,
+    deblur_array,
+    deblur_frames,
+    frames_per_batch,
     load_model,
     plan_tiles,
     prepare,
@@ -292,3 +295,65 @@ def test_compile_failures_fall_back_to_the_fused_path(
     assert model.backend == "torch.compile"
     assert np.array_equal(model(image), expected)
     assert model.backend in ("oneDNN fused", "in-place")  # for good, not retried per frame
+
+
+def _real_frames(count: int) -> list[np.ndarray]:
+    folder = need_shared("data", "frames", "GOPR0477_11_00")
+    files = sorted(folder.glob("*.jpg"))[:count]
+    return [np.ascontiguousarray(read_image(f)[0][:200, :320]) for f in files]
+
+
+def test_frames_in_one_pass_match_one_by_one() -> None:
+    """deblur_frames stacks same-size frames into one forward pass (what keeps a GPU busy in
+    deblur video): the bundled model gives what it gives frame by frame."""
+    model = load_model(precision="fp32")
+    frames = _real_frames(3)
+    stacked = deblur_frames(model, frames)
+    for one, frame in zip(stacked, frames, strict=True):
+        alone = deblur_array(model, frame)
+        assert one.dtype == np.uint8 and one.shape == frame.shape
+        assert np.abs(one.astype(int) - alone).max() <= 1
+        assert np.abs(one.astype(int) - frame).mean() > 0.05  # the model did run
+    deep = [f.astype(np.uint16) * 257 for f in frames[:2]]  # 16-bit frames stack too
+    for one, frame in zip(deblur_frames(model, deep), deep, strict=True):
+        assert one.dtype == np.uint16
+        assert np.abs(one.astype(int) - deblur_array(model, frame)).max() <= 257
+
+
+def test_frames_that_cannot_stack_run_one_by_one(tmp_path: Path) -> None:
+    model = load_model(identity_weights(tmp_path / "id.safetensors"), "cpu", "fp32")
+    rng = np.random.default_rng(0)
+    mixed = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in
+             [(40, 64, 3), (48, 64, 3), (40, 64), (40, 64, 4)]]  # fmt: skip
+    for out, frame in zip(deblur_frames(model, mixed), mixed, strict=True):
+        assert out.shape == frame.shape
+        assert np.abs(out.astype(int) - frame).max() <= 1
+
+
+def test_out_of_memory_halves_the_frame_batch(tmp_path: Path, monkeypatch) -> None:
+    """A batch that does not fit is split in halves (and remembered), never lost."""
+    from deblur_cli import engine
+
+    model = load_model(identity_weights(tmp_path / "id.safetensors"), "cpu", "fp32")
+    real_forward = engine._forward
+    tried: list[int] = []
+    ran: list[int] = []
+
+    def small_device(model, batch, to_255=1.0):
+        tried.append(batch.shape[0])
+        if batch.shape[0] > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        ran.append(batch.shape[0])
+        return real_forward(model, batch, to_255)
+
+    monkeypatch.setattr(engine, "_forward", small_device)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(6)]
+    outs = deblur_frames(model, frames)
+    assert tried[0] == 6 and sum(ran) == 6 and max(ran) <= 2
+    assert model.frames_per_batch is not None and model.frames_per_batch <= 3
+    for out, frame in zip(outs, frames, strict=True):
+        assert np.abs(out.astype(int) - frame).max() <= 1
+    assert frames_per_batch(model, 720, 1280) == model.frames_per_batch
+    model.frames_per_batch = None
+    assert frames_per_batch(model, 720, 1280) == 1  # the CPU: one frame fills every core

@@ -42,6 +42,7 @@ from .mux import mux
 from .pipeline import (
     SEGMENT_SECONDS,
     FrameFn,
+    FramesFn,
     ProgressFn,
     VideoResult,
     check_output,
@@ -65,6 +66,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "EncodeSettings",
     "FrameFn",
+    "FramesFn",
     "Manifest",
     "ProcessedFrame",
     "ProgressFn",

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DeblurError, InputError, OutputError
-from .decode import decode_frames
+from .decode import SourceFrame, decode_frames
 from .encode import EncodeSettings, check_encoder
 from .ffmpeg import container_format
 from .mux import mux
@@ -29,6 +29,7 @@ from .segments import ProcessedFrame, SegmentWriter
 from .threads import QUEUE_FRAMES, Sink, prefetch
 
 FrameFn = Callable[[np.ndarray], np.ndarray]
+FramesFn = Callable[[list[np.ndarray]], list[np.ndarray]]
 ProgressFn = Callable[[int, "int | None"], None]
 SEGMENT_SECONDS = 2.0
 
@@ -132,8 +133,14 @@ def process_video(
     progress: ProgressFn | None = None,
     info: VideoInfo | None = None,
     codec_threads: int = 0,
+    frames_fn: FramesFn | None = None,
+    frames_per_call: int = 1,
 ) -> VideoResult:
     """Run ``fn`` over every frame of ``src`` in [start, end) and write ``dst``.
+
+    With ``frames_fn``, frames go to it ``frames_per_call`` at a time instead (a GPU kept
+    busy by several frames per forward pass: ``engine.deblur_frames``); it returns one
+    picture per frame, in order.
 
     ``codec_threads`` caps the decoder's and encoder's threads (0: one per core, right when
     ``fn`` runs elsewhere, e.g. on a GPU). When ``fn`` itself keeps every CPU core busy, 1
@@ -172,13 +179,32 @@ def process_video(
     sink: Sink[ProcessedFrame] = Sink(writer.add, encode_queue_frames(info))
     if progress:
         progress(done, total)
-    try:
-        for frame in prefetch(lambda: decode_frames(info, start, end, after, codec_threads)):
-            out = check_frame(fn(frame.rgb), frame.rgb)
-            sink.put(ProcessedFrame(frame.pts, frame.duration, out))
+    per_call = max(1, frames_per_call) if frames_fn else 1
+    pending: list[SourceFrame] = []
+
+    def run_pending() -> None:
+        nonlocal done
+        outs = frames_fn([f.rgb for f in pending]) if frames_fn else [fn(pending[0].rgb)]
+        if len(outs) != len(pending):
+            raise ValueError(f"{len(pending)} frames in, {len(outs)} out")
+        for frame, out in zip(pending, outs, strict=True):
+            sink.put(ProcessedFrame(frame.pts, frame.duration, check_frame(out, frame.rgb)))
             done += 1
             if progress:
                 progress(done, total)
+        pending.clear()
+
+    try:
+        decoded = prefetch(
+            lambda: decode_frames(info, start, end, after, codec_threads),
+            max(QUEUE_FRAMES, 2 * per_call),
+        )
+        for frame in decoded:
+            pending.append(frame)
+            if len(pending) >= per_call:
+                run_pending()
+        if pending:
+            run_pending()
         sink.close()
         writer.finish()
     except BaseException as err:
