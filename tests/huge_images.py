@@ -49,6 +49,14 @@ def huge_header(path: Path, width: int, height: int) -> Path:
         data = bytearray(_small("JPEG"))
         sof = data.index(b"\xff\xc0")
         data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    elif path.name.endswith(".big.tif"):  # BigTIFF: 64-bit offsets and counts, 20-byte entries
+        entries = [
+            (256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+            (273, 16, 200), (277, 3, 1), (278, 4, height), (279, 16, width * height),
+        ]  # fmt: skip
+        ifd = struct.pack("<Q", len(entries))
+        ifd += b"".join(struct.pack("<HHQQ", tag, kind, 1, value) for tag, kind, value in entries)
+        data = b"II" + struct.pack("<HHHQ", 43, 8, 0, 16) + ifd + struct.pack("<Q", 0) + bytes(64)
     elif suffix in (".tif", ".tiff"):
         data = bytearray(_small("TIFF"))
         offset = struct.unpack("<I", data[4:8])[0]

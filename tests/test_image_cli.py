@@ -223,7 +223,7 @@ def test_huge_png_refused_from_its_header(tmp_path: Path, weights) -> None:
     assert "DEBLUR_MAX_MEGAPIXELS" in message
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".webp", ".bmp"])
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".big.tif", ".webp", ".bmp"])
 def test_size_limit_read_from_every_format_header(tmp_path: Path, weights, suffix: str) -> None:
     src = huge_header(tmp_path / f"big{suffix}", 16000, 15000)  # 240 MP declared
     code, err = deblur("image", src, "--weights", weights["random"])

@@ -126,103 +126,15 @@ def max_megapixels_limit(value: float | None = None) -> float:
     return float(value)
 
 
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    if data[12:16] != b"IHDR" or len(data) < 24:
-        return None
-    return struct.unpack(">II", data[16:24])
-
-
-def _bmp_size(data: bytes) -> tuple[int, int] | None:
-    if len(data) < 26:
-        return None
-    if struct.unpack("<I", data[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
-        return struct.unpack("<HH", data[18:22])
-    width, height = struct.unpack("<ii", data[18:26])
-    return abs(width), abs(height)  # negative height = rows stored top-down
-
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    kind = data[12:16]
-    if kind == b"VP8X" and len(data) >= 30:
-        return (
-            int.from_bytes(data[24:27], "little") + 1,
-            int.from_bytes(data[27:30], "little") + 1,
-        )
-    if kind == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
-        width, height = struct.unpack("<HH", data[26:30])
-        return width & 0x3FFF, height & 0x3FFF
-    if kind == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
-        bits = int.from_bytes(data[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Walk the marker segments up to the first start-of-frame (SOF0..SOF15 but DHT, JPG, DAC)."""
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
-            i += 2
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return (width, height) if height else None  # height 0: given later by DNL
-        if marker == 0xDA:  # start of scan before any frame header
-            return None
-        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
-    return None
-
-
-def _tiff_size(data: bytes) -> tuple[int, int] | None:
-    """ImageWidth (256) and ImageLength (257) of the first IFD, classic or BigTIFF."""
-    order = "<" if data[:2] == b"II" else ">"
-    big = struct.unpack(order + "H", data[2:4])[0] == 43
-    head, entry, count_fmt, value_at = (16, 20, "Q", 12) if big else (8, 12, "H", 8)
-    offset = struct.unpack(order + ("Q" if big else "I"), data[8:16] if big else data[4:8])[0]
-    count_size = struct.calcsize(count_fmt)
-    if offset + count_size > len(data) or head > len(data):
-        return None
-    entries = struct.unpack(order + count_fmt, data[offset : offset + count_size])[0]
-    found: dict[int, int] = {}
-    for k in range(min(entries, 4096)):
-        at = offset + count_size + k * entry
-        if at + entry > len(data):
-            break
-        tag, kind = struct.unpack(order + "HH", data[at : at + 4])
-        if tag in (256, 257):
-            value = data[at + value_at : at + entry]
-            fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
-            if fmt is None:
-                return None
-            found[tag] = struct.unpack(order + fmt, value[: struct.calcsize(fmt)])[0]
-    if 256 in found and 257 in found:
-        return found[256], found[257]
-    return None
-
-
 def probe_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the header of a PNG, JPEG, TIFF, WebP or BMP file, without
-    decoding; None when the header is not one of those or is damaged."""
+    """(width, height) from the file header, without decoding: Pillow reads only the header
+    on open (PNG, JPEG, TIFF and BigTIFF, WebP, BMP…). None when no header can be read, in
+    which case the decoded picture is held to the same limit."""
     try:
-        if data[:8] == b"\x89PNG\r\n\x1a\n":
-            return _png_size(data)
-        if data[:2] == b"\xff\xd8":
-            return _jpeg_size(data)
-        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-            return _tiff_size(data)
-        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            return _webp_size(data)
-        if data[:2] == b"BM":
-            return _bmp_size(data)
-    except struct.error:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - any damage means "unknown": OpenCV has the last word
         return None
-    return None
 
 
 def check_size(path: Path, width: int, height: int, max_megapixels: float | None = None) -> None:
