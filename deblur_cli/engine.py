@@ -382,17 +382,6 @@ def _to_dtype(out: torch.Tensor, to_255: float, dtype: np.dtype) -> np.ndarray:
         return out.clamp_(0.0, 1.0).numpy().astype(dtype, copy=False)
 
 
-def deblur_rgb(
-    model: Deblurrer,
-    rgb: np.ndarray,
-    *,
-    tile: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """HxWx3 float32 0..255 → HxWx3 float32 0..255 (unclipped), tiled and blended."""
-    return _deblur_pixels(model, rgb, 1.0, tile, progress).numpy()
-
-
 def _deblur_pixels(
     model: Deblurrer,
     pixels: np.ndarray,

@@ -43,8 +43,15 @@ def main() -> None:
     wf = read_weights(args.source)
     metrics = {**json.loads(wf.metadata.get("metrics", "{}")), **json.loads(args.metrics)}
     target = WEIGHTS / f"{args.name}.safetensors"
-    save_weights(target, wf.state_dict, wf.config, description=args.description,
-                 training_data=args.training_data, license=args.license, metrics=metrics)
+    save_weights(
+        target,
+        wf.state_dict,
+        wf.config,
+        description=args.description,
+        training_data=args.training_data,
+        license=args.license,
+        metrics=metrics,
+    )
     digest = sha256_file(target)
     c = wf.config
     metric_items = ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(flatten(metrics).items()))

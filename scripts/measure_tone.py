@@ -29,6 +29,7 @@ import numpy as np
 from deblur_cli.synth import stills as stills_module
 from deblur_cli.train.augment import AugmentConfig, augment_pair
 from deblur_cli.train.data import FRAMES_MAX, FRAMES_MIN, load_rgb, open_source
+from deblur_cli.train.metrics import psnr
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CRF = DATA / "crf" / "gopro_hero6_inverse_crf.npy"
@@ -97,11 +98,6 @@ def grad_mean(image: np.ndarray) -> float:
     g = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
     g = g.astype(np.float32)
     return float(np.abs(np.diff(g, axis=0)).mean() + np.abs(np.diff(g, axis=1)).mean())
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def frames_flow(source, index: int, rng: np.random.Generator, patch: int) -> float:

@@ -136,6 +136,12 @@ def test_option_choices_kept_out_of_heavy_modules_match_the_library():
     assert train_cmd.AMP_MODES == trainer.AMP_MODES
     assert eval_cmd.SSIM_MODES == metrics.SSIM_MODES
     assert video_cmd.SEGMENT_SECONDS == SEGMENT_SECONDS
+    from deblur_cli.io.images import OUTPUT_FORMATS, PNG_COMPRESSION
+
+    for command in (main.commands["image"], main.commands["batch"]):
+        choices = {p.name: getattr(p.type, "choices", None) for p in command.params}
+        assert list(choices["output_format"]) == list(OUTPUT_FORMATS)
+        assert list(choices["png_compression"]) == list(PNG_COMPRESSION)
 
 
 def test_library_names_load_on_first_use():

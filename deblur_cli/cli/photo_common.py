@@ -50,9 +50,9 @@ png_compression_option = click.option(
     type=click.Choice(["fast", "small"]),
     default="fast",
     show_default=True,
-    help="fast: zlib level 1, run-length strategy, 'up' filter (8x faster than Pillow's "
-    "default level 6, files ~6% larger); small: level 9 with adaptive filters (~5% "
-    "smaller than Pillow's default, but seconds per 720p frame).",
+    help="fast: level 1, run-length strategy, 'up' filter, zlib-ng on every core (~0.02 s "
+    "per 720p frame, files ~6% larger than Pillow's default level 6); small: level 9 with "
+    "adaptive filters (~5% smaller than Pillow's default, but seconds per 720p frame).",
 )
 
 
