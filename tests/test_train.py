@@ -192,6 +192,30 @@ def test_interrupt_and_resume_is_bit_identical(pairs: Path, tmp_path: Path) -> N
 
 
 @needs_shared
+def test_stopped_run_exported_from_its_checkpoint(pairs: Path, tmp_path: Path) -> None:
+    """scripts/export_checkpoint.py: the network of a run stopped early, as a weight file."""
+    from deblur_cli.engine import load_model
+
+    def interrupt(trainer: Trainer, step: int) -> None:
+        if step == 2:
+            trainer.stop.request()
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_cfg(pairs, tmp_path / "run"), on_step=interrupt).run()
+    script = Path(__file__).resolve().parents[1] / "scripts" / "export_checkpoint.py"
+    out = tmp_path / "stopped.safetensors"
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "run" / "checkpoint.pt"),
+                           str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "step 2" in proc.stdout
+    model = load_model(out, "cpu", "fp32")
+    assert model.config == TINY
+    saved = _weights(tmp_path / "run" / "checkpoint.pt")
+    state = model.net.state_dict()
+    assert saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in saved)
+
+
+@needs_shared
 def test_amp_bf16_and_cosine(pairs: Path, tmp_path: Path) -> None:
     cfg = tiny_cfg(pairs, tmp_path / "r", steps=4, amp="auto", schedule="cosine")
     trainer = Trainer(cfg)
