@@ -148,17 +148,22 @@ def _real_crop() -> np.ndarray:
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_fused_default_model_matches_eager_fp32(precision: str) -> None:
     """The fused path of the bundled default (the one users run) stays within one grey level
-    of eager fp32 on a real photo, in fp32 and in bf16."""
+    of eager PyTorch at the same precision on a real photo; bf16 itself (fused or not) may
+    round a few pixels 2 levels away from fp32."""
     if precision == "bf16" and not cpu_supports_bf16():
         pytest.skip("this CPU has no native bf16")
     pixels = _real_crop()
-    eager = load_model(None, "cpu", "fp32", tile=0, fused=False)
+    eager32 = load_model(None, "cpu", "fp32", tile=0, fused=False)
+    eager = load_model(None, "cpu", precision, tile=0, fused=False)
     fused = load_model(None, "cpu", precision, tile=0, fused=True)
     assert eager.backend == "eager" and fused.backend != "eager"
-    reference = eager(pixels).astype(np.int16)
+    reference = eager32(pixels).astype(np.int16)
+    same_precision = eager(pixels).astype(np.int16)
     out = fused(pixels).astype(np.int16)
-    assert np.abs(out - reference).max() <= 1
-    assert (out != reference).mean() < (0.001 if precision == "fp32" else 0.1)
+    assert np.abs(out - same_precision).max() <= 1
+    assert (out != same_precision).mean() < (0.001 if precision == "fp32" else 0.05)
+    assert np.abs(out - reference).max() <= (1 if precision == "fp32" else 2)
+    assert (np.abs(out - reference) > 1).mean() < 0.001
     assert np.abs(reference - pixels).max() >= 5  # the network did change the picture
 
 
