@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import Deblurrer, deblur_array
+from .engine import Deblurrer, deblur_array, deblur_frames, frames_per_batch
 from .errors import DeblurError, InputError, OutputError
 from .io.images import IMAGE_EXTENSIONS, ImageInfo, write_image
 from .photos import check_unique_outputs, check_writable, read_input, with_format
@@ -313,8 +313,10 @@ def run_batch(
     read = functools.partial(read_input, max_megapixels=max_megapixels)
     write = functools.partial(write_image, quality=quality, png_compression=png_compression)
 
+    ahead = workers + max(1, model.frames_per_batch or (8 if model.device.type == "cuda" else 1))
+
     def refill() -> None:
-        while len(reads) < workers + 1:
+        while len(reads) < ahead:
             job = next(pending, None)
             if job is None:
                 return
@@ -330,20 +332,60 @@ def run_batch(
             else:
                 record(FileResult(job, "done", megapixels=mp))
 
+    def take() -> tuple[Job, Decoded | None, Exception | None]:
+        job, future = reads.popleft()
+        refill()
+        try:
+            return job, future.result(), None
+        except Exception as err:  # reported by the caller, then on to the next file
+            return job, None, err
+
+    def deblur_group(group: list[tuple[Job, Decoded]]) -> None:
+        """Several same-size pictures in one forward pass (a GPU); one by one otherwise,
+        and one by one again if the pass fails, so an error names its own file."""
+        results: list[np.ndarray | Exception] = []
+        if len(group) > 1:
+            try:
+                results = list(deblur_frames(model, [pixels for _job, (pixels, _info) in group]))
+            except Exception:  # noqa: BLE001 - retried file by file just below
+                results = []
+        if not results:
+            for _job, (pixels, _info) in group:
+                try:
+                    results.append(deblur_array(model, pixels))
+                except Exception as err:  # noqa: BLE001 - recorded for its own file
+                    results.append(err)
+        for (job, (pixels, info)), result in zip(group, results, strict=True):
+            if isinstance(result, Exception):
+                record(failed_result(job, result))
+                continue
+            mp = pixels.shape[0] * pixels.shape[1] / 1e6
+            writes.append((job, mp, writers.submit(write, job.dst, result, info)))
+
     try:
         refill()
-        while reads:
-            job, future = reads.popleft()
-            refill()
-            try:
-                pixels, info = future.result()
-                result = deblur_array(model, pixels)
-            except Exception as err:  # reported, then on to the next file
-                record(failed_result(job, err))
-            else:
-                mp = pixels.shape[0] * pixels.shape[1] / 1e6
-                del pixels
-                writes.append((job, mp, writers.submit(write, job.dst, result, info)))
+        held: tuple[Job, Decoded | None, Exception | None] | None = None
+        while reads or held:
+            job, decoded, err = held or take()
+            held = None
+            if decoded is None:
+                record(failed_result(job, err or InputError(f"{job.src}: not decoded")))
+                drain(limit=workers)
+                continue
+            group = [(job, decoded)]
+            pixels = decoded[0]
+            per_call = frames_per_batch(model, pixels.shape[0], pixels.shape[1])
+            while len(group) < per_call and reads:
+                held = take()
+                other = held[1]
+                same = other is not None and other[0].shape == pixels.shape
+                if not same or other[0].dtype != pixels.dtype:
+                    break  # a failure or another size: it starts the next group
+                group.append((held[0], other))
+                held = None
+            del pixels, decoded
+            deblur_group(group)
+            del group
             drain(limit=workers)
         drain(limit=0)
     finally:

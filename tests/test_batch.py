@@ -70,6 +70,41 @@ def test_tree_kept_and_bad_file_skipped(tmp_path: Path, weights: Path) -> None:
         assert cv2.imread(str(out / rel)) is not None
 
 
+def test_frame_batch_groups_same_size_pictures(tmp_path: Path, weights: Path, monkeypatch) -> None:
+    """--frame-batch 3 (what auto picks on a GPU): runs of same-size pictures share a forward
+    pass, a picture of another size or a broken file starts a new group, and every output
+    is what one-by-one gives (PNG, fp32: identical)."""
+    from deblur_cli import engine
+
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = sorted(data_file("frames", "GOPR0477_11_00").glob("*.jpg"))[:6]
+    for i, frame in enumerate(frames):  # frame 3 is smaller, frame 4 broken
+        image = cv2.imread(str(frame))[:96, :128]
+        cv2.imwrite(str(src / f"f{i}.png"), image[:64] if i == 3 else image)
+    (src / "f4.png").write_text("not an image")
+    calls: list[int] = []
+    real = engine._forward
+
+    def counting(model, batch, to_255=1.0):
+        calls.append(batch.shape[0])
+        return real(model, batch, to_255)
+
+    monkeypatch.setattr(engine, "_forward", counting)
+    common = ["--weights", weights, "--precision", "fp32", "--format", "png"]
+    one = batch_cli(src, "-o", tmp_path / "one", *common)
+    assert one.exit_code != 0 and calls == [1, 1, 1, 1, 1]  # 5 readable pictures
+    calls.clear()
+    grouped = batch_cli(src, "-o", tmp_path / "grouped", "--frame-batch", "3", *common)
+    assert grouped.exit_code != 0 and "f4.png" in grouped.stderr
+    assert calls == [3, 1, 1]  # f0-f2 together; f3 (another size); f5 (after the broken f4)
+    assert sorted(outputs(tmp_path / "grouped")) == [f"f{i}.png" for i in (0, 1, 2, 3, 5)]
+    for i in (0, 1, 2, 3, 5):
+        a = cv2.imread(str(tmp_path / "one" / f"f{i}.png"))
+        b = cv2.imread(str(tmp_path / "grouped" / f"f{i}.png"))
+        assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1
+
+
 def test_output_inside_input_is_not_rescanned(tmp_path: Path, weights: Path) -> None:
     make_tree(tmp_path, 3)
     first = batch_cli(tmp_path, "-o", tmp_path / "restored", "--weights", weights)

@@ -9,7 +9,14 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from .common import console, describe, model_options, open_model, quality_option
+from .common import (
+    console,
+    describe,
+    frame_batch_option,
+    model_options,
+    open_model,
+    quality_option,
+)
 from .photo_common import photo_options, run_with_progress
 
 if TYPE_CHECKING:
@@ -58,6 +65,7 @@ def _summary_table(summary: BatchSummary, shard: Shard | None) -> Table:
     help="Process only every N-th file starting at I (0-based). Under torchrun this is "
     "taken from RANK/WORLD_SIZE automatically.",
 )
+@frame_batch_option
 @click.option("--force", is_flag=True, help="Process files again even if their output exists.")
 def batch(
     folder: Path,
@@ -73,6 +81,7 @@ def batch(
     max_megapixels: float | None,
     workers: int,
     shard_text: str | None,
+    frame_batch: int,
     force: bool,
 ) -> None:
     """Deblur every image under FOLDER into OUTPUT, keeping the folder tree.
@@ -120,6 +129,7 @@ def batch(
             Text(f"{label}resuming: {len(done_before)} of {len(jobs)} already done"), soft_wrap=True
         )
     model = open_model(weights, rank_device(device), precision, tile, overlap)
+    model.frames_per_batch = frame_batch or None
     console.print(f"[dim]{label}{describe(model)}[/dim]")
     summary = run_with_progress(
         console,

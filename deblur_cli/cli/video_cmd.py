@@ -20,7 +20,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ..errors import DeblurError
-from .common import console, describe, model_options, open_model
+from .common import console, describe, frame_batch_option, model_options, open_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,16 +99,7 @@ class FpsColumn(ProgressColumn):
     "~0.1 dB lower at the same --crf), medium on a GPU.",
 )
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
-@click.option(
-    "--frame-batch",
-    type=click.IntRange(0, 64),
-    default=0,
-    show_default=True,
-    metavar="N",
-    help="Frames per forward pass. 0 = auto: on a GPU as many as fit in 60 % of free memory "
-    "(at most 8), which keeps it busy with a light network; 1 on the CPU, whose cores one "
-    "frame already fills.",
-)
+@frame_batch_option
 @click.option("--start", type=TimeType(), default=None, help="Start at TIME (s, MM:SS, H:MM:SS).")
 @click.option("--end", type=TimeType(), default=None, help="Stop before TIME.")
 @click.option(
