@@ -172,15 +172,19 @@ def bench_batch(frames: list[np.ndarray], rounds: int, workers: int, cli: bool) 
                 model(pixels)
             return time.perf_counter() - start
 
-        def batch_pass(writer) -> Callable[[], float]:
+        real_yield = batch_lib.yield_to_network
+
+        def batch_pass(writer, io_priority: bool = True) -> Callable[[], float]:
             def run() -> float:
                 out = Path(tmp) / f"out_{time.monotonic_ns()}"
                 jobs = batch_lib.plan_batch(src, out)
                 batch_lib.write_image = writer
+                batch_lib.yield_to_network = real_yield if io_priority else lambda: False
                 try:
                     summary = batch_lib.run_batch(model, jobs, workers=workers)
                 finally:
                     batch_lib.write_image = real_writer
+                    batch_lib.yield_to_network = real_yield
                 assert summary.done == len(frames), summary.failed
                 return summary.seconds
 
@@ -200,6 +204,7 @@ def bench_batch(frames: list[np.ndarray], rounds: int, workers: int, cli: bool) 
         variants: dict[str, Callable[[], float]] = {
             "engine alone": engine_pass,
             "batch, PNG fast (now)": batch_pass(real_writer),
+            "batch, I/O threads at normal priority": batch_pass(real_writer, io_priority=False),
             "batch, Pillow PNG level 6 (before)": batch_pass(old_write_image),
         }
         if cli:

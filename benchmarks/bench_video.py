@@ -43,6 +43,7 @@ from deblur_cli.video import (
     process_video,
     resolve_preset,
 )
+from deblur_cli.video import threads as threads_lib
 from deblur_cli.weights import save_weights
 
 FPS = Fraction(30000, 1001)
@@ -126,17 +127,22 @@ def main() -> None:
                 deblur_array(model, rgb)
 
         cli_default = EncodeSettings(preset=resolve_preset("auto", "cpu"))
+        real_yield = threads_lib.yield_to_network
 
-        def video(settings: EncodeSettings) -> Callable[[], None]:
+        def video(settings: EncodeSettings, io_priority: bool = True) -> Callable[[], None]:
             def run() -> None:
-                process_video(
-                    clip,
-                    tmp / "out.mp4",
-                    lambda rgb: deblur_array(model, rgb),
-                    settings=settings,
-                    info=info,
-                    codec_threads=1,
-                )
+                threads_lib.yield_to_network = real_yield if io_priority else lambda: False
+                try:
+                    process_video(
+                        clip,
+                        tmp / "out.mp4",
+                        lambda rgb: deblur_array(model, rgb),
+                        settings=settings,
+                        info=info,
+                        codec_threads=1,
+                    )
+                finally:
+                    threads_lib.yield_to_network = real_yield
 
             return run
 
@@ -150,6 +156,7 @@ def main() -> None:
             ENGINE: engine,
             VIDEO: video(cli_default),
             "video, x264 medium (before)": video(EncodeSettings(preset="medium")),
+            "video, codecs at normal priority": video(cli_default, io_priority=False),
             "video I/O alone (identity)": io_only,
         }
         deblur_array(model, decoded[0])  # warm-up: allocator, kernels

@@ -26,6 +26,7 @@ from .engine import Deblurrer, deblur_array, deblur_frames, frames_per_batch
 from .errors import DeblurError, InputError, OutputError
 from .io.images import IMAGE_EXTENSIONS, ImageInfo, write_image
 from .photos import check_unique_outputs, check_writable, read_input, with_format
+from .runtime import yield_to_network
 
 TMP_MARK = ".tmp"  # atomic_path names temporaries ".STEM.RANDOM.tmpSUFFIX"
 
@@ -305,8 +306,9 @@ def run_batch(
         if on_result:
             on_result(result)
 
-    readers = ThreadPoolExecutor(workers, thread_name_prefix="deblur-read")
-    writers = ThreadPoolExecutor(workers, thread_name_prefix="deblur-write")
+    # I/O threads yield to the network's (runtime.yield_to_network)
+    readers = ThreadPoolExecutor(workers, "deblur-read", initializer=yield_to_network)
+    writers = ThreadPoolExecutor(workers, "deblur-write", initializer=yield_to_network)
     reads: deque[tuple[Job, Future[Decoded]]] = deque()
     writes: deque[tuple[Job, float, Future[Path]]] = deque()
     pending = iter(jobs)

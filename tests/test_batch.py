@@ -297,3 +297,25 @@ def test_format_collision_refused_before_the_work(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "a.webp" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_io_threads_yield_to_the_network() -> None:
+    """Decode/encode threads run at a lower priority than the network's; the caller's own
+    priority is left alone."""
+    import threading
+
+    from deblur_cli.runtime import IO_THREAD_NICENESS, yield_to_network
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: dict[str, int] = {}
+
+    def worker() -> None:
+        assert yield_to_network()
+        seen["io"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen["io"] == max(before, IO_THREAD_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before

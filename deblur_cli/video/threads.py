@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
+from ..runtime import yield_to_network
+
 T = TypeVar("T")
 QUEUE_FRAMES = 4
 
@@ -36,6 +38,7 @@ def prefetch(make: Callable[[], Iterable[T]], maxsize: int = QUEUE_FRAMES) -> It
     stop = threading.Event()
 
     def run() -> None:
+        yield_to_network()
         it = iter(make())
         try:
             for item in it:
@@ -76,6 +79,7 @@ class Sink(Generic[T]):
         self._thread.start()
 
     def _run(self) -> None:
+        yield_to_network()
         while True:
             try:
                 item = self._q.get(timeout=0.1)
