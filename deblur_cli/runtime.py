@@ -42,7 +42,7 @@ def yield_to_network() -> bool:
     For the decode/encode threads of ``deblur batch`` and ``deblur video``: the network's
     OpenMP threads fill every core, and an I/O thread that preempts one of them stalls the
     whole team at its next barrier. At a lower priority the I/O runs in the gaps the network
-    leaves instead (batch of 720p PNGs: 1.16x -> 1.12x the engine alone, benchmarks/bench_io.py).
+    leaves instead (batch of 720p PNGs: 1.15x -> 1.12x the engine alone, benchmarks/bench_io.py).
     Threads it starts (FFmpeg's) inherit it. A no-op elsewhere; never raises."""
     if not sys.platform.startswith("linux"):
         return False
