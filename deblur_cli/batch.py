@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import Deblurrer, deblur_array, deblur_frames, frames_per_batch
+from .engine import (
+    MAX_PER_PASS,
+    Deblurrer,
+    deblur_array,
+    deblur_frames,
+    frames_per_batch,
+)
 from .errors import DeblurError, InputError, OutputError
 from .io.images import IMAGE_EXTENSIONS, ImageInfo, write_image
 from .photos import check_unique_outputs, check_writable, read_input, with_format
@@ -315,7 +321,8 @@ def run_batch(
     read = functools.partial(read_input, max_megapixels=max_megapixels)
     write = functools.partial(write_image, quality=quality, png_compression=png_compression)
 
-    ahead = workers + max(1, model.frames_per_batch or (8 if model.device.type == "cuda" else 1))
+    on_gpu = model.device.type == "cuda"
+    ahead = workers + (model.frames_per_batch or (MAX_PER_PASS if on_gpu else 1))  # group size
 
     def refill() -> None:
         while len(reads) < ahead:

@@ -420,14 +420,24 @@ def _deblur_pixels(
             model.tile = tile  # remember for the next image/frame
 
 
+MAX_PER_PASS = 8  # pictures (tiles or frames) stacked into one forward pass on a GPU
+
+
+def _pictures_per_pass(model: Deblurrer, height: int, width: int) -> int:
+    """How many height x width pictures one forward pass takes: on CUDA as many as fit in
+    60 % of free memory (at most MAX_PER_PASS); on the CPU one, whose cores a single
+    picture already fills."""
+    if model.device.type != "cuda":
+        return 1
+    free, _ = torch.cuda.mem_get_info(model.device)
+    need = height * width * bytes_per_pixel(model.config, model.dtype)
+    return int(max(1, min(MAX_PER_PASS, free * 0.6 // max(need, 1))))
+
+
 def _tiles_per_batch(model: Deblurrer, plan: TilePlan) -> int:
     if model.tiles_per_batch:
         return model.tiles_per_batch
-    if model.device.type != "cuda" or len(plan) == 1:
-        return 1
-    free, _ = torch.cuda.mem_get_info(model.device)
-    need = plan.tile_h * plan.tile_w * bytes_per_pixel(model.config, model.dtype)
-    return int(max(1, min(8, free * 0.6 // max(need, 1))))
+    return 1 if len(plan) == 1 else _pictures_per_pass(model, plan.tile_h, plan.tile_w)
 
 
 def _normalised_axis_weights(starts: tuple[int, ...], size: int, length: int) -> list[torch.Tensor]:
@@ -525,18 +535,10 @@ def deblur_array(
 
 
 def frames_per_batch(model: Deblurrer, height: int, width: int) -> int:
-    """How many frames of this size one forward pass should take.
-
-    On a GPU a light network on one 720p frame leaves the device idle between launches, so
-    frames are stacked as far as 60 % of free memory allows (at most 8). On the CPU every
-    core is already busy inside one frame: 1. ``model.frames_per_batch`` overrides."""
-    if model.frames_per_batch:
-        return model.frames_per_batch
-    if model.device.type != "cuda":
-        return 1
-    free, _ = torch.cuda.mem_get_info(model.device)
-    need = height * width * bytes_per_pixel(model.config, model.dtype)
-    return int(max(1, min(8, free * 0.6 // max(need, 1))))
+    """How many frames of this size one forward pass should take (``_pictures_per_pass``:
+    on a GPU a light network on one 720p frame leaves the device idle between launches).
+    ``model.frames_per_batch`` overrides."""
+    return model.frames_per_batch or _pictures_per_pass(model, height, width)
 
 
 def _stackable(model: Deblurrer, frames: list[np.ndarray]) -> bool:

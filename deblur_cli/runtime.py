@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import threading
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -47,8 +48,6 @@ def yield_to_network() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        import threading
-
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IO_THREAD_NICENESS)
     except (OSError, AttributeError):
         return False

@@ -76,16 +76,23 @@ def test_grayscale_stays_grayscale(tmp_path: Path, weights, photo) -> None:
     assert out.ndim == 2 and np.array_equal(out, gray)
 
 
-def test_exif_rotated_jpeg_comes_out_upright_with_exif_and_icc(tmp_path: Path, weights) -> None:
-    src, dst = tmp_path / "phone.jpg", tmp_path / "out.jpg"
-    stored = np.zeros((48, 80, 3), np.uint8)  # landscape as stored by the sensor
+def rotated_tagged_picture(tag: int, value: str) -> tuple[np.ndarray, bytes, bytes]:
+    """A landscape picture as the sensor stored it, with EXIF "rotate 90° clockwise to
+    display" plus one more tag, and an sRGB profile: (pixels, icc, exif)."""
+    stored = np.zeros((48, 80, 3), np.uint8)
     stored[:, :20] = (230, 30, 30)  # a red band on the stored left edge
     stored[:10, :] = (30, 30, 230)  # and a blue band on the stored top
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    exif[0x010F] = "TestCam"  # Make
-    Image.fromarray(stored).save(src, quality=98, exif=exif.tobytes(), icc_profile=icc)
+    exif[0x0112] = 6
+    exif[tag] = value
+    return stored, icc, exif.tobytes()
+
+
+def test_exif_rotated_jpeg_comes_out_upright_with_exif_and_icc(tmp_path: Path, weights) -> None:
+    src, dst = tmp_path / "phone.jpg", tmp_path / "out.jpg"
+    stored, icc, exif = rotated_tagged_picture(0x010F, "TestCam")  # Make
+    Image.fromarray(stored).save(src, quality=98, exif=exif, icc_profile=icc)
     upright = np.asarray(ImageOps.exif_transpose(Image.open(src)).convert("RGB"))
     assert upright.shape == (80, 48, 3)
 
@@ -122,15 +129,9 @@ def test_png_orientation_and_profile_read_from_chunks(
     """PNG metadata is read from the chunk list (not by a second, Pillow decode): the
     orientation is applied and the ICC profile kept, wherever the eXIf chunk sits."""
     src, dst = tmp_path / "rotated.png", tmp_path / "out.png"
-    stored = np.zeros((48, 80, 3), np.uint8)
-    stored[:, :20] = (230, 30, 30)
-    stored[:10, :] = (30, 30, 230)
-    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    exif[0x013B] = "A. Photographer"
+    stored, icc, exif = rotated_tagged_picture(0x013B, "A. Photographer")  # Artist
     buffer = io.BytesIO()
-    Image.fromarray(stored).save(buffer, "PNG", icc_profile=icc, exif=exif.tobytes())
+    Image.fromarray(stored).save(buffer, "PNG", icc_profile=icc, exif=exif)
     data = buffer.getvalue()
     if exif_after_pixels:  # legal, and what some tools write: move eXIf to just before IEND
         at = data.index(b"eXIf") - 4

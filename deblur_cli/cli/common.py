@@ -109,6 +109,17 @@ quality_option = click.option(
     help="JPEG/WebP quality of the output images.",
 )
 
+frame_batch_option = click.option(
+    "--frame-batch",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Pictures of one size per forward pass. 0 = auto: on a GPU as many as fit in 60 % "
+    "of free memory (at most 8), which keeps it busy with a light network; 1 on the CPU, "
+    "whose cores one picture already fills.",
+)
+
 
 def open_model(
     weights: str | None, device: str, precision: str, tile: int | None, overlap: int | None
@@ -123,15 +134,3 @@ def open_model(
 def describe(model: Deblurrer) -> str:
     name = model.weights.path.name if model.weights and model.weights.path else "in-memory"
     return f"{name}: {model.config.summary()} on {model.device} {model.precision}"
-
-
-frame_batch_option = click.option(
-    "--frame-batch",
-    type=click.IntRange(0, 64),
-    default=0,
-    show_default=True,
-    metavar="N",
-    help="Pictures of one size per forward pass. 0 = auto: on a GPU as many as fit in 60 % "
-    "of free memory (at most 8), which keeps it busy with a light network; 1 on the CPU, "
-    "whose cores one picture already fills.",
-)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..atomic import atomic_path
 from ..errors import InputError, OutputError
@@ -126,17 +126,6 @@ def max_megapixels_limit(value: float | None = None) -> float:
     return float(value)
 
 
-def probe_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the file header, without decoding: Pillow reads only the header
-    on open (PNG, JPEG, TIFF and BigTIFF, WebP, BMP…). None when no header can be read, in
-    which case the decoded picture is held to the same limit."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except Exception:  # noqa: BLE001 - any damage means "unknown": OpenCV has the last word
-        return None
-
-
 def check_size(path: Path, width: int, height: int, max_megapixels: float | None = None) -> None:
     """One line saying the size, the limit and how to raise it, for a picture over the limit."""
     limit = max_megapixels_limit(max_megapixels)
@@ -191,8 +180,8 @@ def _png_metadata(data: bytes) -> tuple[bytes | None, bytes | None] | None:
                 icc = zlib.decompress(body[name_end + 2 :]) if name_end >= 0 else None
             except zlib.error:
                 icc = None  # a damaged profile is dropped, as Pillow drops it
-        elif kind == b"eXIf":
-            exif = body
+        elif kind == b"eXIf":  # the TIFF block alone; Pillow's loader wants the APP1 prefix
+            exif = body if body.startswith(b"Exif") else b"Exif\x00\x00" + body
         elif kind in (b"tEXt", b"zTXt", b"iTXt") and body.startswith(b"Raw profile type exif"):
             return None  # ImageMagick's EXIF-in-text: Pillow knows how to read it
         elif kind == b"IEND":
@@ -201,19 +190,23 @@ def _png_metadata(data: bytes) -> tuple[bytes | None, bytes | None] | None:
     return icc, exif
 
 
-def _read_info(data: bytes) -> ImageInfo:
-    info = ImageInfo()
-    png = _png_metadata(data) if data[:8] == b"\x89PNG\r\n\x1a\n" else None
+def read_header(data: bytes) -> tuple[tuple[int, int] | None, ImageInfo]:
+    """(width, height) and the metadata to carry over, from one header read, no decoding:
+    Pillow reads only the header on open (PNG, JPEG, TIFF and BigTIFF, WebP, BMP…). The
+    size is None when no header can be read, and the decoded picture is then held to the
+    same limit; metadata is a bonus, and OpenCV decides whether the pixels are readable."""
+    size, info = None, ImageInfo()
     try:
-        if png is not None:
-            info.source_format = "PNG"
-            info.icc_profile, raw_exif = png
-            exif = Image.Exif()
-            if raw_exif:
-                exif.load(raw_exif if raw_exif.startswith(b"Exif") else b"Exif\x00\x00" + raw_exif)
-        else:
-            with Image.open(io.BytesIO(data)) as im:
-                info.source_format = im.format or ""
+        with Image.open(io.BytesIO(data)) as im:
+            size = im.size
+            info.source_format = im.format or ""
+            png = _png_metadata(data) if im.format == "PNG" else None
+            if png is not None:
+                info.icc_profile, raw_exif = png
+                exif = Image.Exif()
+                if raw_exif:
+                    exif.load(raw_exif)
+            else:
                 info.icc_profile = im.info.get("icc_profile") or None
                 exif = im.getexif()
         if len(exif):
@@ -221,9 +214,9 @@ def _read_info(data: bytes) -> ImageInfo:
             if ORIENTATION_TAG in exif:
                 exif[ORIENTATION_TAG] = 1
             info.exif = exif.tobytes()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error):
-        pass  # metadata is a bonus; OpenCV decides whether the pixels are readable
-    return info
+    except Exception:  # noqa: BLE001 - any damage means "unknown", as above
+        pass
+    return size, info
 
 
 def read_image(
@@ -235,7 +228,7 @@ def read_image(
     limit) are refused from their header, before any decoding."""
     path = Path(path)
     data = _read_bytes(path)
-    size = probe_size(data)
+    size, info = read_header(data)
     if size is not None:
         check_size(path, *size, max_megapixels)
     _check_complete(path, data)
@@ -260,7 +253,6 @@ def read_image(
         pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
     elif pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[..., 0]
-    info = _read_info(data)
     pixels = _apply_orientation(pixels, info.orientation)
     return pixels, info
 
