@@ -23,7 +23,14 @@ from conftest import run_cli
 
 from deblur_cli.cli import main
 from deblur_cli.errors import InputError
-from deblur_cli.video import parse_time, parts_folder, probe, process_video, resolve_preset
+from deblur_cli.video import (
+    EncodeSettings,
+    parse_time,
+    parts_folder,
+    probe,
+    process_video,
+    resolve_auto,
+)
 
 FPS = Fraction(30000, 1001)
 W, H = 160, 96
@@ -280,19 +287,22 @@ def test_codecs_stay_beside_a_cpu_network(tiny_weights: Path, tmp_path: Path) ->
 
 
 def test_preset_auto_is_veryfast_on_the_cpu(tiny_weights: Path, tmp_path: Path) -> None:
-    """x264 shares the cores with a CPU network, so auto picks veryfast there (subme=2,
-    one reference frame); an explicit --preset is used as given (medium: subme=7, ref=3)."""
+    """x264 shares the cores with a CPU network, so auto picks veryfast there with one
+    sub-pixel pass (subme=1, one reference frame); an explicit --preset is used as given
+    (medium: subme=7, ref=3), and a GPU run gets medium."""
     clip = make_clip(tmp_path / "c.mp4", frames=3, audio=False, size=(160, 96))
     auto, medium = tmp_path / "auto.mp4", tmp_path / "medium.mp4"
     proc = run_cli("video", clip, "-o", auto, "-w", tiny_weights, "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
-    assert "preset veryfast" in " ".join((proc.stdout + proc.stderr).split())
-    assert (x264_setting(auto, "subme"), x264_setting(auto, "ref")) == ("2", "1")
+    assert "preset veryfast (subme=1)" in " ".join((proc.stdout + proc.stderr).split())
+    assert (x264_setting(auto, "subme"), x264_setting(auto, "ref")) == ("1", "1")
     proc = run_cli("video", clip, "-o", medium, "-w", tiny_weights, "--preset", "medium")
     assert proc.returncode == 0, proc.stderr
     assert (x264_setting(medium, "subme"), x264_setting(medium, "ref")) == ("7", "3")
-    assert resolve_preset("auto", "cuda:0") == "medium"
-    assert resolve_preset("slow", "cpu") == "slow"
+    auto_settings = EncodeSettings(preset="auto")
+    assert resolve_auto(auto_settings, "cuda:0") == EncodeSettings(preset="medium")
+    slow = EncodeSettings(preset="slow")
+    assert resolve_auto(slow, "cpu") == slow
 
 
 def test_frame_batch_gives_the_same_video(clip: Path, tiny_weights: Path, tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ Where each part lives:
 from __future__ import annotations
 
 from .decode import SourceFrame, decode_frames
-from .encode import EncodeSettings, check_encoder, resolve_preset
+from .encode import EncodeSettings, check_encoder, resolve_auto
 from .ffmpeg import CONTAINERS, VIDEO_EXTENSIONS, container_format
 from .mux import mux
 from .pipeline import (
@@ -89,7 +89,7 @@ __all__ = [
     "prefetch",
     "probe",
     "process_video",
-    "resolve_preset",
+    "resolve_auto",
     "unfinished_export",
     "unfinished_run",
 ]
