@@ -7,7 +7,8 @@ over rounds) and ratios.
 1. Encoders, per 720p frame (real frames of GOPR0477_11_00) and on a 24 MP picture: Pillow
    PNG at level 6 (the old default) and 1, OpenCV PNG at level 1 with the default and the
    run-length strategy, level 9, and ``encode_image`` as ``deblur`` calls it (fast and small,
-   metadata included); JPEG q95 for scale. Decoding a PNG and a JPEG too.
+   metadata included); JPEG q95 for scale. Decoding PNGs from three writers and a JPEG,
+   OpenCV against ``read_image``'s own PNG reader.
 2. ``deblur batch`` against the engine alone on 20 720p PNG frames: the engine pass runs the
    model on frames decoded beforehand; the batch pass runs :func:`deblur_cli.batch.run_batch`
    (the loop behind ``deblur batch`` and multi-input ``deblur image``: read, deblur and write
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 FRAMES = ROOT.parent / "shared" / "data" / "frames" / "GOPR0477_11_00"
 
+from deblur_cli.io import png as png_module  # noqa: E402
 from deblur_cli.io.images import ImageInfo, encode_image  # noqa: E402
 
 
@@ -93,12 +95,13 @@ def bench_encoders(frames: list[np.ndarray], rounds: int, big: bool) -> None:
             1, cv2.IMWRITE_PNG_STRATEGY_RLE, cv2.IMWRITE_PNG_FILTER_UP
         ),
         "OpenCV PNG level 9": opencv_png(9),
+        "PNG fast before: zlib-ng run-length": zlib_ng_png,
         "encode_image png fast (+ICC/EXIF)": lambda a: encode_image(a, ".png", info),
         "encode_image png small (+ICC/EXIF)": lambda a: encode_image(a, ".png", info, 95, "small"),
         "encode_image jpg q95 (Pillow)": lambda a: encode_image(a, ".jpg", info),
     }
     pictures = {"720p frame": frames}
-    if big:  # a 24 MP photo: the frames stitched 4x4 and cropped to 6000x4000
+    if big and len(frames) >= 16:  # a 24 MP photo: the frames stitched 4x4 and cropped to 6000x4000
         tiles = [np.concatenate(frames[r * 4 : r * 4 + 4], axis=1) for r in range(4)]
         pictures["24 MP photo"] = [np.ascontiguousarray(np.concatenate(tiles)[:4000, :6000])]
     for label, images in pictures.items():
@@ -124,18 +127,49 @@ def bench_encoders(frames: list[np.ndarray], rounds: int, big: bool) -> None:
             size = statistics.median(sizes[name]) / 1e6
             print(f"| {name} | {med:.3f} | {lo:.3f}–{hi:.3f} | {base / med:.2f}x | {size:.2f} |")
         sys.stdout.flush()
-    png = encode_image(frames[0], ".png")
-    jpg = encode_image(frames[0], ".jpg")
-    decode: dict[str, list[float]] = {"PNG (fast)": [], "JPEG q95": []}
-    for _ in range(rounds * 5):
-        for name, data in (("PNG (fast)", png), ("JPEG q95", jpg)):
-            start = time.perf_counter()
-            cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-            decode[name].append(time.perf_counter() - start)
-    print("\n| decode a 720p frame (OpenCV) | median s | min–max s |\n|---|---:|---:|")
-    for name, values in decode.items():
-        med, lo, hi = stats(values)
-        print(f"| {name} | {med:.4f} | {lo:.4f}–{hi:.4f} |")
+    bench_decoders(frames[0], rounds)
+
+
+def zlib_ng_png(rgb: np.ndarray) -> bytes:
+    """Our writer as it was before ISA-L: zlib-ng's run-length strategy."""
+    real = png_module.compress_lib
+    png_module.compress_lib = None
+    try:
+        return png_module.encode_png(rgb, threads=1)
+    finally:
+        png_module.compress_lib = real
+
+
+def bench_decoders(frame: np.ndarray, rounds: int) -> None:
+    """OpenCV's libpng against ``read_image``'s own PNG reader (libdeflate + numpy, for the
+    None/Sub/Up filters; other files fall through to OpenCV), per 720p frame."""
+    files = {
+        "PNG fast (ours, Up filter)": encode_image(frame, ".png"),
+        "PNG by OpenCV imwrite, defaults (Sub)": cv2.imencode(".png", frame[..., ::-1])[
+            1
+        ].tobytes(),
+        "PNG by Pillow (Paeth: OpenCV reads)": pillow_png(6)(frame),
+        "JPEG q95": encode_image(frame, ".jpg"),
+    }
+
+    def ours(data: bytes) -> np.ndarray:
+        pixels = png_module.decode_png(data)
+        return pixels if pixels is not None else opencv(data)
+
+    def opencv(data: bytes) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+    print("\n| decode a 720p frame | OpenCV median s | deblur's reader median s | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, data in files.items():
+        times: dict[str, list[float]] = {"opencv": [], "ours": []}
+        for _ in range(rounds * 5):
+            for label, decode in (("opencv", opencv), ("ours", ours)):
+                start = time.process_time()
+                decode(data)
+                times[label].append(time.process_time() - start)
+        a, b = statistics.median(times["opencv"]), statistics.median(times["ours"])
+        print(f"| {name} | {a:.4f} | {b:.4f} | {a / b:.2f}x |")
 
 
 # --------------------------------------------------------------------------- 2. batch vs engine
@@ -155,6 +189,7 @@ def old_write_image(path, pixels, info=None, *, quality=95, png_compression="fas
 def bench_batch(frames: list[np.ndarray], rounds: int, workers: int, cli: bool) -> None:
     from deblur_cli import batch as batch_lib
     from deblur_cli.engine import load_model
+    from deblur_cli.io import images as images_lib
 
     model = load_model()
     with tempfile.TemporaryDirectory(prefix="bench_io_") as tmp:
@@ -173,18 +208,23 @@ def bench_batch(frames: list[np.ndarray], rounds: int, workers: int, cli: bool) 
             return time.perf_counter() - start
 
         real_yield = batch_lib.yield_to_network
+        real_decode = images_lib.decode_png
 
-        def batch_pass(writer, io_priority: bool = True) -> Callable[[], float]:
+        def batch_pass(
+            writer, io_priority: bool = True, png_reader: bool = True
+        ) -> Callable[[], float]:
             def run() -> float:
                 out = Path(tmp) / f"out_{time.monotonic_ns()}"
                 jobs = batch_lib.plan_batch(src, out)
                 batch_lib.write_image = writer
                 batch_lib.yield_to_network = real_yield if io_priority else lambda: False
+                images_lib.decode_png = real_decode if png_reader else lambda data: None
                 try:
                     summary = batch_lib.run_batch(model, jobs, workers=workers)
                 finally:
                     batch_lib.write_image = real_writer
                     batch_lib.yield_to_network = real_yield
+                    images_lib.decode_png = real_decode
                 assert summary.done == len(frames), summary.failed
                 return summary.seconds
 
@@ -204,6 +244,7 @@ def bench_batch(frames: list[np.ndarray], rounds: int, workers: int, cli: bool) 
         variants: dict[str, Callable[[], float]] = {
             "engine alone": engine_pass,
             "batch, PNG fast (now)": batch_pass(real_writer),
+            "batch, PNG read by OpenCV (before)": batch_pass(real_writer, png_reader=False),
             "batch, I/O threads at normal priority": batch_pass(real_writer, io_priority=False),
             "batch, Pillow PNG level 6 (before)": batch_pass(old_write_image),
         }

@@ -28,7 +28,7 @@ from PIL import Image
 from ..atomic import atomic_path
 from ..errors import InputError, OutputError
 from .png import chunk as png_chunk
-from .png import encode_png
+from .png import decode_png, encode_png
 
 # Our own limit, checked from the header (``check_size``), replaces Pillow's decompression-bomb
 # guard: Pillow would refuse a 180 MP camera file while reading its EXIF, with a traceback.
@@ -232,6 +232,9 @@ def read_image(
     if size is not None:
         check_size(path, *size, max_megapixels)
     _check_complete(path, data)
+    pixels = decode_png(data)  # RGB(A) already, or None: a PNG numpy cannot undo quickly
+    if pixels is not None:
+        return _apply_orientation(pixels, info.orientation), info
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         if size is not None and size[0] * size[1] > OPENCV_MAX_PIXELS:
