@@ -94,8 +94,8 @@ class FpsColumn(ProgressColumn):
     default="auto",
     show_default=True,
     help="x264/x265 speed preset (ultrafast … veryslow). auto: on the CPU, where the encoder "
-    "shares the network's cores, veryfast with one sub-pixel pass (subme=1; ~4x less encoder "
-    "CPU than medium, ~0.1 dB lower at the same --crf); medium on a GPU.",
+    "shares the network's cores, veryfast with one sub-pixel pass (subme=1; 4x less encoder "
+    "CPU than medium, about the same size and quality at the same --crf); medium on a GPU.",
 )
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
 @frame_batch_option
