@@ -119,3 +119,36 @@ def test_config_specs_parse_names_and_numbers():
                          ("3,9,32,4", "odd kernel"), ("3,0,32,3", "positive")):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             ModelConfig.parse(bad)
+
+
+def test_grown_network_computes_what_the_trained_one_does(tmp_path):
+    """scripts/grow_model.py: the bundled default made wider and deeper gives the same picture
+    (so a capacity comparison starts from the same function), and its new parts can learn:
+    new channels carry features of the trained layers' size, their outgoing weights are 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from deblur_cli.engine import load_model
+    from deblur_cli.io.images import read_image
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "grow_model.py"
+    out = tmp_path / "grown.safetensors"
+    proc = subprocess.run(
+        [sys.executable, str(script), "light-gopro", str(out), "--feats", "40", "--blocks", "9"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    small, grown = load_model("light-gopro", "cpu", "fp32"), load_model(out, "cpu", "fp32")
+    assert (grown.config.n_feats, grown.config.n_resblocks) == (40, 9)
+    assert grown.config.residual
+    blurry, _ = read_image(Path(__file__).resolve().parents[1] / "deblur_cli/examples/blurry.png")
+    crop = blurry[:96, :128]
+    diff = np.abs(small(crop).astype(int) - grown(crop).astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01  # float sums in another order, at most
+    state = grown.net.state_dict()
+    block = state["body_models.0.body.2.body.0.weight"]
+    assert block[32:, :32].std() > 0.5 * block[:32, :32].std()  # new channels see the old
+    assert not block[:32, 32:].any()  # ...but the old never see the new
+    assert not state["body_models.0.body.10.weight"][:, 32:].any()  # nor does the RGB tail
+    assert not state["body_models.0.body.9.body.2.weight"].any()  # an added block adds 0
