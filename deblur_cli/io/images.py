@@ -29,6 +29,7 @@ from ..atomic import atomic_path
 from ..errors import InputError, OutputError
 from .png import chunk as png_chunk
 from .png import decode_png, encode_png
+from .png import iter_chunks as iter_png_chunks
 
 # Our own limit, checked from the header (``check_size``), replaces Pillow's decompression-bomb
 # guard: Pillow would refuse a 180 MP camera file while reading its EXIF, with a traceback.
@@ -170,10 +171,7 @@ def _png_metadata(data: bytes) -> tuple[bytes | None, bytes | None] | None:
     whole picture first (its eXIf chunk may follow the pixels), which doubled the cost of
     reading a 720p frame in ``deblur batch``."""
     icc = exif = None
-    at = 8
-    while at + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[at : at + 8])
-        body = data[at + 8 : at + 8 + length]
+    for kind, body, _crc in iter_png_chunks(data):
         if kind == b"iCCP":
             name_end = body.find(b"\x00")
             try:
@@ -184,9 +182,6 @@ def _png_metadata(data: bytes) -> tuple[bytes | None, bytes | None] | None:
             exif = body if body.startswith(b"Exif") else b"Exif\x00\x00" + body
         elif kind in (b"tEXt", b"zTXt", b"iTXt") and body.startswith(b"Raw profile type exif"):
             return None  # ImageMagick's EXIF-in-text: Pillow knows how to read it
-        elif kind == b"IEND":
-            break
-        at += 12 + length
     return icc, exif
 
 

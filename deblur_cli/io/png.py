@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,6 +41,20 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _ADLER_BASE = 65521
 _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels → gray, gray+alpha, RGB, RGBA
 _FILTER_UP = 2
+
+
+def iter_chunks(data: bytes) -> Iterator[tuple[bytes, bytes, int]]:
+    """(type, body, stored CRC) of each complete chunk after the signature, up to IEND."""
+    at = len(SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 8 + length
+        if end + 4 > len(data):
+            return
+        yield kind, data[at + 8 : end], struct.unpack_from(">I", data, end)[0]
+        if kind == b"IEND":
+            return
+        at = end + 4
 
 
 def chunk(kind: bytes, body: bytes) -> bytes:
@@ -141,25 +156,15 @@ def decode_png(data: bytes) -> np.ndarray | None:
     if not data.startswith(SIGNATURE):
         return None
     header, idat = None, []
-    at = len(SIGNATURE)
-    try:
-        while at + 12 <= len(data):
-            length, kind = struct.unpack(">I4s", data[at : at + 8])
-            body = data[at + 8 : at + 8 + length]
-            (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
-            if kind in (b"IHDR", b"IDAT") and deflate_lib.crc32(body, zlib.crc32(kind)) != crc:
-                return None
-            if kind == b"IHDR":
-                header = struct.unpack(">IIBBBBB", body)
-            elif kind == b"IDAT":
-                idat.append(body)
-            elif kind == b"IEND":
-                break
-            elif kind == b"tRNS" or kind[0] < ord("a"):  # a critical chunk we do not know
-                return None
-            at += 12 + length
-    except struct.error:
-        return None
+    for kind, body, crc in iter_chunks(data):
+        if kind in (b"IHDR", b"IDAT") and deflate_lib.crc32(body, zlib.crc32(kind)) != crc:
+            return None
+        if kind == b"IHDR" and len(body) == 13:
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"tRNS" or kind[0] < ord("a") and kind != b"IEND":  # unknown critical
+            return None
     if header is None or not idat:
         return None
     width, height, depth, colour, method, row_filter, interlace = header
@@ -180,33 +185,35 @@ def decode_png(data: bytes) -> np.ndarray | None:
     if raw is None or len(raw) != size:
         return None
     scanlines = np.frombuffer(raw, np.uint8).reshape(height, stride)
-    filters = scanlines[:, 0]
-    if filters.max() > _FILTER_UP:
+    if scanlines[:, 0].max() > _FILTER_UP:
         return None
-    pixels = scanlines[:, 1:]
-    out = np.empty((height, stride - 1), np.uint8)
-    by_pixel = (height, width, pixel_bytes)
-    if filters.min() == filters.max() == _FILTER_SUB:  # one kind for all rows: no gathering
+    out = _unfilter(scanlines[:, 0], scanlines[:, 1:], pixel_bytes)
+    shape = (height, width) if colour == 0 else (height, width, _CHANNELS[colour])
+    if depth == 16:
+        return out.view(">u2").astype(np.uint16).reshape(shape)
+    return out.reshape(shape)
+
+
+def _unfilter(filters: np.ndarray, pixels: np.ndarray, pixel_bytes: int) -> np.ndarray:
+    """The raw bytes of None/Sub/Up-filtered rows (H x rowbytes, uint8)."""
+    height = pixels.shape[0]
+    by_pixel = (height, -1, pixel_bytes)
+    out = np.empty_like(pixels)
+    if (filters == _FILTER_SUB).all():  # one kind for all rows: no gathering
         np.cumsum(pixels.reshape(by_pixel), axis=1, dtype=np.uint8, out=out.reshape(by_pixel))
-        filters = filters[:0]
-    elif filters.min() == filters.max() == _FILTER_NONE:
-        out[:] = pixels
-        filters = filters[:0]
+        return out
     plain = np.flatnonzero(filters == _FILTER_NONE)
     out[plain] = pixels[plain]
     sub = np.flatnonzero(filters == _FILTER_SUB)
     if sub.size:  # each byte plus the same byte of the pixel to its left, mod 256
-        rows = pixels[sub].reshape(sub.size, width, pixel_bytes)
+        rows = pixels[sub].reshape(sub.size, -1, pixel_bytes)
         out[sub] = np.cumsum(rows, axis=1, dtype=np.uint8).reshape(sub.size, -1)
     for row in np.flatnonzero(filters == _FILTER_UP).tolist():  # plus the row above
         if row:
             np.add(out[row - 1], pixels[row], out=out[row])
         else:
             out[0] = pixels[0]
-    shape = (height, width) if colour == 0 else (height, width, _CHANNELS[colour])
-    if depth == 16:
-        return out.view(">u2").astype(np.uint16).reshape(shape)
-    return out.reshape(shape)
+    return out
 
 
 def _inflate(stream: bytes, size: int) -> bytes | None:
