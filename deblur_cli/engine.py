@@ -371,15 +371,18 @@ def _scale_to_255(dtype: np.dtype) -> float:
 
 def _to_dtype(out: torch.Tensor, to_255: float, dtype: np.dtype) -> np.ndarray:
     """0..255 float32 (the engine's own buffer, changed in place) → the input's dtype and
-    range. In torch, so it runs on every core; at 24 MP each float32 copy is 288 MB."""
+    range, as a CPU array. In torch, where ``out`` lies: on the CPU it runs on every core (at
+    24 MP each float32 copy is 288 MB); on a GPU only the 8-bit result crosses to the host,
+    a quarter of the float's bytes, and the host does no per-pixel work."""
     with torch.inference_mode():
         if to_255 != 1.0:
             out = out.mul_(1.0 / to_255)
         if dtype == np.uint8:
-            return out.round_().clamp_(0, 255).to(torch.uint8).numpy()
+            return out.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
         if dtype == np.uint16:
-            return out.round_().clamp_(0, 65535).to(torch.int32).numpy().astype(np.uint16)
-        return out.clamp_(0.0, 1.0).numpy().astype(dtype, copy=False)
+            out = out.round_().clamp_(0, 65535).to(torch.int32)
+            return out.cpu().numpy().astype(np.uint16)
+        return out.clamp_(0.0, 1.0).cpu().numpy().astype(dtype, copy=False)
 
 
 def _deblur_pixels(
@@ -389,7 +392,9 @@ def _deblur_pixels(
     tile: int | None,
     progress: Callable[[int, int], None] | None,
 ) -> torch.Tensor:
-    """HxWx3 pixels of any dtype → HxWx3 float32 0..255 (unclipped) on the CPU."""
+    """HxWx3 pixels of any dtype → HxWx3 float32 0..255 (unclipped): on the model's device
+    when the image runs in one piece (``_to_dtype`` converts it there), else on the CPU,
+    where the tiles are blended."""
     height, width = pixels.shape[:2]
     m = model.config.size_multiple
     if tile is None:
@@ -465,7 +470,7 @@ def _run_plan(
 ) -> torch.Tensor:
     if len(plan) == 1:
         x = torch.from_numpy(np.ascontiguousarray(pixels))[None]
-        out = _forward(model, x, to_255)[0].permute(1, 2, 0).cpu()
+        out = _forward(model, x, to_255)[0].permute(1, 2, 0)
         if progress:
             progress(1, 1)
         return out
@@ -581,6 +586,5 @@ def deblur_frames(model: Deblurrer, frames: Sequence[np.ndarray]) -> list[np.nda
         half = len(frames) // 2
         model.frames_per_batch = max(1, half)  # remember for the next batch
         return deblur_frames(model, frames[:half]) + deblur_frames(model, frames[half:])
-    out = out.permute(0, 2, 3, 1).cpu()
     model.stats.update(tile=0, tiles=1, tile_h=first.shape[0], tile_w=first.shape[1])
-    return [_to_dtype(frame, to_255, first.dtype) for frame in out]
+    return list(_to_dtype(out.permute(0, 2, 3, 1), to_255, first.dtype))
