@@ -534,3 +534,36 @@ def test_stills_cli_train_mix(photos: Path, tmp_path: Path) -> None:
     )
     settings = json.loads((tmp_path / "p" / "kodak" / "synth.json").read_text())["settings"]
     assert settings["blur_px"] is None and settings["blur"] == [0.02, 0.02]
+
+
+def test_ablation_variants_each_change_the_pairs(photos: Path) -> None:
+    """scripts/ablate_synthesis.py: every variant is a set of --synth-opt that ``stills:``
+    accepts, and each switch really changes what is rendered from the same draw."""
+    import importlib.util
+    import sys
+
+    from deblur_cli.cli.train_cmd import parse_synth_options
+    from deblur_cli.train.data import open_source
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ablate_synthesis.py"
+    spec = importlib.util.spec_from_file_location("ablate_synthesis", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ablate_synthesis"] = module
+    spec.loader.exec_module(module)
+    crf = DATA / "crf" / "gopro_hero6_inverse_crf.npy"
+    if not crf.is_file():
+        pytest.skip("../shared/data/crf absent")
+    pairs = {}
+    for variant in module.VARIANTS:
+        options = parse_synth_options(tuple(o.format(crf=crf) for o in variant.options))
+        source = open_source(f"stills:{photos}", synth_options=options)
+        blurs = []
+        for seed in range(3):
+            blur, sharp = source.sample(seed % len(source), np.random.default_rng(seed), 96)
+            assert blur.shape == sharp.shape == (96, 96, 3)
+            blurs.append(blur)
+        pairs[variant.name] = np.stack(blurs).astype(np.int16)
+    assert len(pairs) == len(module.VARIANTS) >= 9
+    for name, blurs in pairs.items():
+        if name != "plain":
+            assert np.abs(blurs - pairs["plain"]).max() > 8, name

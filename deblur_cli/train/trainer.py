@@ -160,6 +160,14 @@ def init_distributed(device: str) -> tuple[Dist, torch.device]:
     return Dist(rank, world, local), dev
 
 
+def _single_threaded_worker(_worker_id: int) -> None:
+    """Parallelism comes from the workers: OpenCV's own thread pool in each of them (all
+    cores by default) would only oversubscribe the CPU that synthesis is bound by."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     """off → None; auto → bf16 on CPU, fp16 on CUDA/MPS. fp16 on CPU is refused (~1000x slow)."""
     if mode not in AMP_MODES:
@@ -638,6 +646,7 @@ class Trainer:
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
+            worker_init_fn=_single_threaded_worker,
         )
 
     def _stop_everywhere(self) -> bool:
