@@ -284,18 +284,22 @@ def test_stills_cli_seed_resume_and_preview(photos: Path, tmp_path: Path) -> Non
         assert sharpness(gray(blurry)) < sharpness(gray(sharp))
     assert read_image(tmp_path / "a" / "preview.png")[0].shape[1] == 1200
 
-    assert run(*args, "-o", str(tmp_path / "b")).exit_code == 0
+    # "a" rendered its photos in one process per core; one process writes the same bytes.
+    assert run(*args, "-o", str(tmp_path / "b"), "--workers", "1").exit_code == 0
     for name in names:
         for folder in ("blur_gamma", "sharp"):
             a = (scene / folder / name).read_bytes()
             assert a == (tmp_path / "b" / "kodak" / folder / name).read_bytes()
+    assert (scene / "synth.json").read_bytes() == (tmp_path / "b/kodak/synth.json").read_bytes()
 
-    (scene / "blur_gamma" / names[3]).unlink()
-    resumed = run(*args, "-o", str(tmp_path / "a"))
-    assert "1 pairs written, 5 already there" in resumed.output
-    assert (scene / "blur_gamma" / names[3]).read_bytes() == (
-        tmp_path / "b" / "kodak" / "blur_gamma" / names[3]
-    ).read_bytes()
+    for name in (names[0], names[3]):  # pairs of two photos: resumed in two processes
+        (scene / "blur_gamma" / name).unlink()
+    resumed = run(*args, "-o", str(tmp_path / "a"), "--workers", "2")
+    assert "2 pairs written, 4 already there" in resumed.output
+    for name in (names[0], names[3]):
+        assert (scene / "blur_gamma" / name).read_bytes() == (
+            tmp_path / "b" / "kodak" / "blur_gamma" / name
+        ).read_bytes()
 
 
 def test_stills_errors_are_one_line(photos: Path, tmp_path: Path) -> None:
@@ -317,6 +321,11 @@ def test_stills_errors_are_one_line(photos: Path, tmp_path: Path) -> None:
         assert result.exit_code == code, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
+    # A broken photo among good ones, rendered in two processes: the same one line.
+    result = run("stills", str(photos), str(tmp_path / "junk"), "-o", str(tmp_path / "p"),
+                 "--workers", "2")  # fmt: skip
+    assert result.exit_code == 2 and "x.png" in result.output, result.output
+    assert "Traceback" not in result.output
     (tmp_path / "file").write_text("x")
     result = run("stills", str(photos), "-o", str(tmp_path / "file"))
     assert result.exit_code == 3 and "not a folder" in result.output

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -162,6 +163,33 @@ def test_loss_falls(pairs: Path, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
     assert result.best and np.isfinite(result.best["psnr"])
     assert read_weights(tmp_path / "run" / "last.safetensors").config == TINY
+
+
+@needs_shared
+def test_time_waiting_for_data_is_measured(pairs: Path, tmp_path: Path, monkeypatch) -> None:
+    """log.csv and the result say how much of the run waited on the loader: a slow source
+    (here 60 ms per pair, in the main process) shows as most of it, a fast one as little."""
+    from deblur_cli.train import data
+
+    shares = {}
+    for name, delay in (("fast", 0.0), ("slow", 0.06)):
+        original = data.PairSource.sample
+
+        def slow(self, *args, delay=delay, original=original, **kwargs):
+            time.sleep(delay)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(data.PairSource, "sample", slow)
+        cfg = tiny_cfg(pairs, tmp_path / name, steps=6, batch=2, val_count=0)
+        result = Trainer(cfg).run()
+        monkeypatch.setattr(data.PairSource, "sample", original)
+        with open(tmp_path / name / "log.csv") as f:
+            rows = [r for r in csv.DictReader(f) if r["data_s"]]
+        assert len(rows) == 3 and all(0 <= float(r["data_share"]) <= 1 for r in rows)
+        if delay:
+            assert all(float(r["data_s"]) >= 2 * delay for r in rows), rows
+        shares[name] = result.data_share
+    assert shares["slow"] > 0.5 and shares["slow"] > 3 * shares["fast"], shares
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -271,6 +271,9 @@ def _spread(records: list) -> list:
               help="Shrink larger photos to this many pixels first (faster, cleaner).")  # fmt: skip
 @click.option("--scene", default=None, help="Put every pair in this one scene.")
 @click.option("--preview", is_flag=True, help=f"Write OUT/preview.png of {PREVIEW_ROWS} pairs.")
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True,
+              help="Photos rendered at once, in separate processes (0 = one per core). The "
+              "pairs are the same for any number.")  # fmt: skip
 def stills_cmd(
     inputs: tuple[Path, ...],
     output: Path,
@@ -295,6 +298,7 @@ def stills_cmd(
     max_side: int | None,
     scene: str | None,
     preview: bool,
+    workers: int,
 ) -> None:
     """Blur sharp photos with random handheld camera shake (spatially varying blur).
 
@@ -341,7 +345,7 @@ def stills_cmd(
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     items = plan_stills(list(inputs), scene, exclude=output)
-    job = StillsJob(items, output, options, seed, per_image, max_side)
+    job = StillsJob(items, output, options, seed, per_image, max_side, workers=workers)
     made = skipped = 0
     start = time.perf_counter()
     with _progress() as progress:

@@ -225,10 +225,10 @@ class LiveView:
         if "adv_g" in info and console.width >= 120:
             loss += f" adv {info['adv_g']:.3f} D {info['loss_d']:.3f}"
         rate = info["steps_per_s"]
-        self.text.update(
-            loss=loss,
-            rate=f"{rate:.2f} it/s" if rate >= 0.1 else f"{1 / rate:.1f} s/it" if rate else "",
-        )
+        pace = f"{rate:.2f} it/s" if rate >= 0.1 else f"{1 / rate:.1f} s/it" if rate else ""
+        if pace and info.get("data_share", 0) >= 0.05:  # the loader, not the network, waits
+            pace += f" ({100 * info['data_share']:.0f}% waiting for data)"
+        self.text.update(loss=loss, rate=pace)
         self.progress.update(self.task, loss=self.text["loss"], rate=self.text["rate"])
         self._estimate(force=True)
         now = time.monotonic()
@@ -613,7 +613,7 @@ def _summary(trainer: Trainer, result: Any) -> None:
         done = result.step - result.start_step
         console.print(
             f"trained steps {result.start_step}→{result.step} ({done} steps, "
-            f"{result.steps_per_s:.2f} steps/s)"
+            f"{result.steps_per_s:.2f} steps/s, {100 * result.data_share:.0f}% waiting for data)"
         )
     if result.best:
         ident = trainer.identity

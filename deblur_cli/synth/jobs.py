@@ -7,9 +7,11 @@ draw progress without this module knowing about terminals.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -163,6 +165,9 @@ class StillsJob:
     per_image: int = 1
     max_side: int | None = None
     extra: dict = field(default_factory=dict)
+    # Processes rendering photos at once (0: one per core). Not a setting: each pair's
+    # randomness depends only on (seed, scene, number), so any count writes the same files.
+    workers: int = 1
 
     def settings(self) -> dict:
         opts = asdict(self.options)
@@ -193,22 +198,62 @@ class StillsJob:
         writers = self.writers()
         for writer in writers.values():
             writer.open()
-        records: dict[str, list[dict]] = {s: [] for s in writers}
-        pool = [item.path for item in self.items]
+        plans = []
         for item in self.items:
-            writer = writers[item.scene]
             names = self.names(item)
-            todo = [n for n in names if not writer.done(n)]
-            photo = load_photo(item.path, self.max_side) if todo else None
-            for name in names:
-                if name in todo:
-                    self._make(photo, item, name, writer, pool)
-                records[item.scene].append({"name": name, "source": os.fspath(item.path)})
-                if progress:
+            writer = writers[item.scene]
+            plans.append((item, names, [n for n in names if not writer.done(n)]))
+
+        def report(item: StillItem, names: list[str], todo: list[str]) -> None:
+            if progress:
+                for name in names:
                     progress(name, name not in todo)
+
+        workers = min(self.workers or os.cpu_count() or 1, sum(1 for p in plans if p[2]))
+        if workers > 1:
+            self._run_in_processes(plans, writers, workers, report)
+        else:
+            for item, names, todo in plans:
+                self._make_item(item, todo, writers[item.scene])
+                report(item, names, todo)
+        records: dict[str, list[dict]] = {s: [] for s in writers}
+        for item, names, _ in plans:
+            source = os.fspath(item.path)
+            records[item.scene] += [{"name": name, "source": source} for name in names]
         for scene, writer in writers.items():
             writer.finish(records[scene])
         return records
+
+    def _run_in_processes(
+        self, plans: list, writers: dict[str, SceneWriter], workers: int, report: Callable
+    ) -> None:
+        """Photos rendered in ``workers`` processes; progress as each photo finishes. The
+        first error cancels what has not started, and is raised as it is."""
+        context = multiprocessing.get_context("spawn")  # no forked copies of parent threads
+        with ProcessPoolExecutor(workers, context, _worker_init, (self, writers)) as pool:
+            pending = {}
+            for index, (item, names, todo) in enumerate(plans):
+                if todo:
+                    pending[pool.submit(_worker_make_item, index, todo)] = (item, names, todo)
+                else:
+                    report(item, names, todo)
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                        report(*pending.pop(future))
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+
+    def _make_item(self, item: StillItem, todo: list[str], writer: SceneWriter) -> None:
+        if todo:
+            photo = load_photo(item.path, self.max_side)
+            pool = [i.path for i in self.items]
+            for name in todo:
+                self._make(photo, item, name, writer, pool)
 
     def _make(
         self, photo: np.ndarray, item: StillItem, name: str, writer: SceneWriter, pool: list[Path]
@@ -229,3 +274,19 @@ class StillsJob:
 
 def _shallow(opts: StillOptions) -> dict:
     return {name: getattr(opts, name) for name in opts.__dataclass_fields__}
+
+
+# Per worker process: the job and its scene writers, set once by the pool's initializer.
+_WORKER_JOB: tuple[StillsJob, dict[str, SceneWriter]] | None = None
+
+
+def _worker_init(job: StillsJob, writers: dict[str, SceneWriter]) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = (job, writers)
+    cv2.setNumThreads(1)  # the processes are the parallelism
+
+
+def _worker_make_item(index: int, todo: list[str]) -> None:
+    job, writers = _WORKER_JOB
+    item = job.items[index]
+    job._make_item(item, todo, writers[item.scene])

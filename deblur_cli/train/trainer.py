@@ -121,6 +121,7 @@ class TrainResult:
     start_step: int
     steps_per_s: float
     best: dict[str, float]
+    data_share: float  # of the training time spent waiting for the DataLoader
     out: Path
     last_weights: Path | None
     exported: Path | None
@@ -676,7 +677,7 @@ class Trainer:
         n_scales = self.model_config.n_scales
         columns = ["step", "lr", "loss"] + [f"loss_s{i}" for i in range(n_scales)]
         columns += ["adv_g", "loss_d", "val_psnr", "val_ssim", "identity_psnr"]
-        columns += ["identity_ssim", "steps_per_s", "elapsed_s"]
+        columns += ["identity_ssim", "steps_per_s", "data_s", "data_share", "elapsed_s"]
         log = CsvLog(self.out / "log.csv", columns, self.step) if self.dist.main else None
         start_step = self.step
         self.report(
@@ -701,6 +702,9 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count = 0
         train_time = 0.0
+        # Time blocked on the loader: if it is a large share, synthesis (not the network)
+        # sets the pace; more --workers or a pair bank (deblur synth stills) is the cure.
+        data_time = data_window = 0.0
         t_window = time.perf_counter()
         steps_window = 0
         rate = 0.0
@@ -710,6 +714,9 @@ class Trainer:
             with self.stop:
                 t_step = time.perf_counter()
                 for blur, sharp in _guard(self._loader()):
+                    waited = time.perf_counter() - t_step
+                    data_time += waited
+                    data_window += waited
                     self._mid_step = True
                     stats = self.train_step(blur, sharp)
                     self.step += 1
@@ -726,8 +733,11 @@ class Trainer:
                     if self.step % cfg.log_every == 0 or at_end:
                         means = self._reduce_stats(sums, count)
                         sums, count = {}, 0
-                        rate = steps_window / max(now - t_window, 1e-9)
-                        t_window, steps_window = now, 0
+                        window = max(now - t_window, 1e-9)
+                        rate = steps_window / window
+                        data_s = data_window / max(steps_window, 1)
+                        data_share = data_window / window
+                        t_window, steps_window, data_window = now, 0, 0.0
                         if not all(math.isfinite(v) for k, v in means.items() if k != "adv_g"):
                             if self.amp_dtype != torch.float16:
                                 raise DeblurError(
@@ -735,7 +745,12 @@ class Trainer:
                                     "lower --lr or use --clip-grad"
                                 )
                         row = {"step": self.step, "lr": self.opt_g.param_groups[0]["lr"], **means}
-                        row.update(steps_per_s=rate, elapsed_s=train_time)
+                        row.update(
+                            steps_per_s=rate,
+                            data_s=data_s,
+                            data_share=data_share,
+                            elapsed_s=train_time,
+                        )
                         if log:
                             log.write(row)
                         self.report("log", row)
@@ -781,6 +796,7 @@ class Trainer:
             start_step=start_step,
             steps_per_s=done / train_time if train_time > 0 else 0.0,
             best=dict(self.best),
+            data_share=data_time / train_time if train_time > 0 else 0.0,
             out=self.out,
             last_weights=last,
             exported=exported,
