@@ -348,6 +348,44 @@ def test_frames_mixed_gamma_draws_each_response(tmp_path: Path) -> None:
 
 
 @needs_shared
+def test_frames_count_sets_how_many_frames_each_pair_averages(tmp_path: Path) -> None:
+    """--frames-count A-B: every pair is the exact average of A..B frames around its sharp
+    frame, and longer windows blur more (real motion of GOPR0477)."""
+    from deblur_cli.synth import average_frames
+    from deblur_cli.train.metrics import psnr
+
+    frames = sorted((SHARED / "frames" / "GOPR0477_11_00").glob("*.jpg"))[:40]
+    if len(frames) < 40:
+        pytest.skip("frames missing")
+    crops = _write_frame_crops(frames, tmp_path / "f")
+    spec = f"frames:{tmp_path / 'f'}"
+    counts = {}
+    for count in ((5, 5), (21, 25)):
+        source = open_source(spec, gamma=1.0, frames_count=count)
+        psnrs = []
+        for seed in range(6):
+            blur, sharp = source.sample(20, np.random.default_rng(seed), 80)
+            start = next(i for i, c in enumerate(crops) if np.array_equal(c, sharp))
+            used = [
+                n
+                for n in range(2, 30)
+                if start - n // 2 >= 0
+                and np.array_equal(
+                    average_frames(crops[start - n // 2 : start - n // 2 + n], gamma=1.0), blur
+                )
+            ]
+            assert used and count[0] <= used[0] <= count[1], (count, used)
+            psnrs.append(psnr(blur.astype(float), sharp.astype(float)))
+        counts[count] = float(np.mean(psnrs))
+    assert counts[(21, 25)] < counts[(5, 5)] - 1, counts
+    with pytest.raises(InputError, match="2 <= A <= B"):
+        open_source(spec, frames_count=(9, 3))
+    result = run_cli("train", spec, "--frames-count", "13-7", "-o", "run", cwd=tmp_path)
+    assert result.returncode == 2 and "--frames-count" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@needs_shared
 def test_frames_crf_and_realistic_stills_on_the_fly(tmp_path: Path) -> None:
     """--frames-crf averages through the measured response; stills take every switch."""
     from deblur_cli.synth import average_frames, load_crf

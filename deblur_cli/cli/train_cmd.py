@@ -61,6 +61,20 @@ def parse_gammas(text: str) -> tuple[float, ...]:
     return values
 
 
+def parse_count(text: str) -> tuple[int, int]:
+    """``A-B`` (or one number) → (A, B) with 2 <= A <= B."""
+    low, _, high = text.partition("-")
+    try:
+        values = (int(low), int(high or low))
+    except ValueError:
+        values = (0, 0)
+    if not 2 <= values[0] <= values[1]:
+        raise click.BadParameter(
+            f"{text!r}: give A-B frames with 2 <= A <= B, e.g. 7-13", param_hint="--frames-count"
+        )
+    return values
+
+
 def parse_synth_options(items: tuple[str, ...]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; VALUE is JSON when it parses (numbers, lists), else a string."""
     options: dict[str, Any] = {}
@@ -382,6 +396,15 @@ def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
     "(.npy/.txt; e.g. REDS's gopro_hero6_inverse_crf.npy, OpenCV BGR layout understood); "
     "with --frames-gamma 1,2.2 each pair draws code values or the CRF.",
 )
+@click.option(
+    "--frames-count",
+    default="7-13",
+    show_default=True,
+    metavar="A-B",
+    help="frames: how many consecutive frames each blurry image averages, drawn in A-B "
+    "(GOPRO: 7-13 at 240 fps). More frames = a longer exposure: the larger blur of faster "
+    "motion than the footage holds.",
+)
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")
 @click.option("--no-channel-shuffle", is_flag=True, help="No RGB permutation.")
@@ -493,6 +516,7 @@ def train(
     blur_dir: str,
     frames_gamma: str,
     frames_crf: Path | None,
+    frames_count: str,
     no_flip: bool,
     no_transpose: bool,
     no_channel_shuffle: bool,
@@ -576,6 +600,7 @@ def train(
         blur_dir=blur_dir,
         gamma_frames=parse_gammas(frames_gamma),
         frames_crf=str(frames_crf) if frames_crf else None,
+        frames_count=parse_count(frames_count),
         synth_options=parse_synth_options(synth_opt),
         identity_fraction=identity_fraction,
         val=list(val_data),

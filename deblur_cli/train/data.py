@@ -198,9 +198,15 @@ class FrameSource(Source):
         sequences: Sequence[Sequence[Path]],
         gamma: float | Sequence[float] = 2.2,
         crf: str | os.PathLike | None = None,
+        count: tuple[int, int] = (FRAMES_MIN, FRAMES_MAX),
     ) -> None:
         super().__init__(root)
-        self.sequences = [list(s) for s in sequences if len(s) >= FRAMES_MIN]
+        # Frames per average, drawn per pair: GOPRO's 7-13; more frames = longer exposure,
+        # i.e. the larger blur of faster motion than the footage has.
+        self.count = (int(count[0]), int(count[1]))
+        if not 2 <= self.count[0] <= self.count[1]:
+            raise InputError(f"frames per average {count}: need 2 <= A <= B")
+        self.sequences = [list(s) for s in sequences if len(s) >= self.count[0]]
         # Several gammas: each pair draws one. Real cameras average in linear light (2.2),
         # but GOPRO's ``blur`` variant and datasets built like it average code values (1.0);
         # a model that saw only one learns a brightness shift on the other. A measured
@@ -240,7 +246,7 @@ class FrameSource(Source):
         return average_frames(frames, gamma=gamma, response=response), frames[len(frames) // 2]
 
     def sample(self, index, rng, patch):
-        n = int(rng.integers(FRAMES_MIN, FRAMES_MAX + 1))
+        n = int(rng.integers(self.count[0], self.count[1] + 1))
         paths = self._window(index, n)
         first = load_rgb(paths[0])
         h, w = first.shape[:2]
@@ -265,7 +271,7 @@ class FrameSource(Source):
         return self.gamma[index % len(self.gamma)]
 
     def val_pair(self, index, crop, seed):
-        n = (FRAMES_MIN + FRAMES_MAX) // 2
+        n = sum(self.count) // 2
         window = self._window(index, n)
         return self._average(window, lambda im: center_crop(im, crop), self.val_gamma(index))
 
@@ -273,34 +279,35 @@ class FrameSource(Source):
         # Validation = the last frames of each sequence: neighbouring frames are nearly
         # identical, so a random split would leak.
         if n_val <= 0 or not self.sequences:
-            return self, FrameSource(self.root, [], self.gamma, self.crf)
+            return self, FrameSource(self.root, [], self.gamma, self.crf, self.count)
         per_seq = -(-n_val // len(self.sequences))
-        take = per_seq * FRAMES_MAX
+        take = per_seq * self.count[1]
         train, val = [], []
         for seq in self.sequences:
-            if len(seq) - take >= FRAMES_MIN:
+            if len(seq) - take >= self.count[0]:
                 train.append(seq[:-take])
-                # One validation item per window of FRAMES_MAX frames.
+                # One validation item per window of the most frames averaged.
                 val.append(seq[-take:])
             else:
                 train.append(seq)
-        val_source = _SparseFrames(self.root, val, self.gamma, self.crf)
-        return FrameSource(self.root, train, self.gamma, self.crf), val_source
+        val_source = _SparseFrames(self.root, val, self.gamma, self.crf, self.count)
+        return FrameSource(self.root, train, self.gamma, self.crf, self.count), val_source
 
 
 class _SparseFrames(FrameSource):
-    """Validation over held-back frames: one item per FRAMES_MAX-frame window."""
+    """Validation over held-back frames: one item per window of the most frames averaged."""
 
     def __len__(self) -> int:
-        return sum(len(s) // FRAMES_MAX for s in self.sequences)
+        return sum(len(s) // self.count[1] for s in self.sequences)
 
     def val_pair(self, index, crop, seed):
         gamma = self.val_gamma(index)
+        most = self.count[1]
         for seq in self.sequences:
-            k = len(seq) // FRAMES_MAX
+            k = len(seq) // most
             if index < k:
-                n = (FRAMES_MIN + FRAMES_MAX) // 2
-                window = seq[index * FRAMES_MAX : index * FRAMES_MAX + n]
+                n = sum(self.count) // 2
+                window = seq[index * most : index * most + n]
                 return self._average(window, lambda im: center_crop(im, crop), gamma)
             index -= k
         raise IndexError(index)
@@ -451,12 +458,14 @@ def open_source(
     synth_options: dict[str, Any] | None = None,
     gamma: float | Sequence[float] = 2.2,
     frames_crf: str | os.PathLike | None = None,
+    frames_count: tuple[int, int] = (FRAMES_MIN, FRAMES_MAX),
 ) -> Source:
     """A :class:`Source` for ``[KIND:]PATH``; raises :class:`InputError` with a clear line.
 
     ``synth_options`` are :class:`deblur_cli.synth.StillOptions` fields for ``stills``
     (over ``synth.TRAIN_MIX``, see :func:`still_options`);
-    ``gamma`` (one or several) or ``frames_crf`` (a camera response file) for ``frames``.
+    ``gamma`` (one or several) or ``frames_crf`` (a camera response file), and
+    ``frames_count`` (frames per average, drawn in A..B) for ``frames``.
     """
     kind, root = parse_spec(spec)
     if not root.is_dir():
@@ -474,7 +483,7 @@ def open_source(
         sequences = [list_images(root)] + [
             list_images(d) for d in sorted(root.iterdir()) if d.is_dir()
         ]
-        source = FrameSource(root, [s for s in sequences if s], gamma, frames_crf)
+        source = FrameSource(root, [s for s in sequences if s], gamma, frames_crf, frames_count)
     else:
         from ..synth import make_options
 

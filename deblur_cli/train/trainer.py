@@ -96,6 +96,7 @@ class TrainConfig:
     synth_options: dict[str, Any] = field(default_factory=dict)
     gamma_frames: tuple[float, ...] = (2.2,)  # frames: camera gamma(s); each pair draws one
     frames_crf: str | None = None  # frames: camera response file, replaces gamma_frames
+    frames_count: tuple[int, int] = (7, 13)  # frames: frames per average (GOPRO: 7-13)
     identity_fraction: float = 0.0  # share of identity:DIR samples (0 = one per photo)
     val: list[str] = field(default_factory=list)  # separate validation data; else held back
     val_count: int = 8
@@ -112,6 +113,7 @@ class TrainConfig:
         d["model"] = self.model.to_dict() if self.model else None
         d["milestones"] = list(self.milestones)
         d["gamma_frames"] = list(self.gamma_frames)
+        d["frames_count"] = list(self.frames_count)
         return d
 
 
@@ -388,7 +390,14 @@ class Trainer:
 
         def open_all(specs: list[str]) -> list[Source]:
             return [
-                open_source(s, cfg.blur_dir, cfg.synth_options, cfg.gamma_frames, cfg.frames_crf)
+                open_source(
+                    s,
+                    cfg.blur_dir,
+                    cfg.synth_options,
+                    cfg.gamma_frames,
+                    cfg.frames_crf,
+                    tuple(cfg.frames_count),
+                )
                 for s in specs
             ]
 
