@@ -21,26 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_engine import _net as bench_engine_net  # benchmarks/ is on sys.path as a script
 
 from deblur_cli.engine import choose_precision, deblur_array, deblur_frames, prepare
 from deblur_cli.io.images import read_image
-from deblur_cli.model import ModelConfig, build_model
-from deblur_cli.weights import load_weight_file
 
 DEFAULT_PHOTO = Path(__file__).resolve().parents[1] / "deblur_cli" / "examples" / "blurry.png"
 
 
 def _net(config: str) -> torch.nn.Module:
-    if config == "light":
-        weights = load_weight_file(None)
-        net = build_model(weights.config)
-        net.load_state_dict(weights.state_dict)
-        return net
-    torch.manual_seed(0)
-    net = build_model(ModelConfig.parse(config))
-    for scale in net.body_models:  # residual nets start as the identity: make them compute
-        scale.body[-1].reset_parameters()
-    return net
+    """bench_engine's choice: the bundled weights for ``light``, seeded random ones else."""
+    return bench_engine_net(config)[0]
 
 
 def _frame(photo: Path, height: int = 720, width: int = 1280) -> np.ndarray:

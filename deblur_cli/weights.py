@@ -77,6 +77,27 @@ def save_weights(
     return path
 
 
+def save_derived_weights(
+    path: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    config: ModelConfig,
+    parent: WeightFile,
+    parent_name: str,
+    how: str,
+    derived_from: str,
+) -> Path:
+    """A weight file made from another one by surgery (trimmed, grown): it keeps the parent's
+    source and training data, and says ``how`` (a past participle) and what changed."""
+    return save_weights(
+        path,
+        state_dict,
+        config,
+        source=f"{how} from {parent.metadata.get('source', parent_name)}",
+        derived_from=f"{parent_name}: {derived_from}",
+        training_data=parent.metadata.get("training_data", ""),
+    )
+
+
 def read_weights(path: str | os.PathLike) -> WeightFile:
     """Load a safetensors file (ours, or bare official keys) or an official ``.pt`` checkpoint.
 

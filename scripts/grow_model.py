@@ -25,7 +25,7 @@ from dataclasses import replace
 import torch
 
 from deblur_cli.model import build_model
-from deblur_cli.weights import load_weight_file, save_weights
+from deblur_cli.weights import load_weight_file, save_derived_weights
 
 # New incoming weights get the spread of the trained layer they extend, so new channels
 # carry features of the usual size and their zero outgoing weights get full-size gradients.
@@ -105,14 +105,9 @@ def main() -> None:
     state = grow(weights.state_dict, feats, blocks, args.seed)
     new_config = replace(config, n_feats=feats, n_resblocks=blocks)
     build_model(new_config).load_state_dict(state)  # shapes checked before anything is written
-    source = weights.metadata.get("source", str(args.source))
-    path = save_weights(
-        args.output,
-        state,
-        new_config,
-        source=f"grown from {source}",
-        derived_from=f"{args.source}: {config.summary()} -> {new_config.summary()}, same output",
-        training_data=weights.metadata.get("training_data", ""),
+    change = f"{config.summary()} -> {new_config.summary()}, same output"
+    path = save_derived_weights(
+        args.output, state, new_config, weights, str(args.source), "grown", change
     )
     print(f"{path}: {new_config.summary()}")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from deblur_cli.weights import read_weights, save_weights
+from deblur_cli.weights import read_weights, save_derived_weights
 
 
 def main() -> None:
@@ -39,13 +39,9 @@ def main() -> None:
                 continue
         state[".".join(parts)] = tensor
     config = replace(weights.config, n_resblocks=args.blocks)
-    path = save_weights(
-        args.output,
-        state,
-        config,
-        source=f"trimmed from {weights.metadata.get('source', args.source)}",
-        derived_from=f"{args.source}: first {args.blocks} of {old_blocks} ResBlocks per scale",
-        training_data=weights.metadata.get("training_data", ""),
+    change = f"first {args.blocks} of {old_blocks} ResBlocks per scale"
+    path = save_derived_weights(
+        args.output, state, config, weights, str(args.source), "trimmed", change
     )
     print(f"{path}: {config.summary()}")
 

@@ -134,3 +134,25 @@ def open_model(
 def describe(model: Deblurrer) -> str:
     name = model.weights.path.name if model.weights and model.weights.path else "in-memory"
     return f"{name}: {model.config.summary()} on {model.device} {model.precision}"
+
+
+def parse_range(
+    kind: type, minimum: float | None = None
+) -> Callable[[click.Context, click.Parameter, str | None], tuple | None]:
+    """A click callback: 'A-B' or 'A' into an inclusive (lo, hi) pair of ``kind``, lo >= minimum."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+        if value is None:
+            return None
+        lo, sep, hi = value.partition("-")
+        try:
+            pair = (kind(lo), kind(hi if sep else lo))
+        except ValueError:
+            raise click.BadParameter(f"expected A-B or A, got {value!r}") from None
+        if pair[0] > pair[1]:
+            raise click.BadParameter(f"range {value!r} is backwards")
+        if minimum is not None and pair[0] < minimum:
+            raise click.BadParameter(f"range {value!r} starts below {minimum}")
+        return pair
+
+    return parse

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,30 +17,12 @@ from rich.progress import (
 )
 
 from ..errors import InputError, OutputError
-from .common import console
+from .common import console, parse_range
 
 if TYPE_CHECKING:
     from ..synth.layout import SceneWriter
 
 PREVIEW_ROWS = 4
-
-
-def _range(kind: type) -> Callable[[click.Context, click.Parameter, str | None], tuple | None]:
-    """Parse 'A-B' or 'A' into an inclusive (lo, hi) pair of ``kind``."""
-
-    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
-        if value is None:
-            return None
-        lo, sep, hi = value.partition("-")
-        try:
-            pair = (kind(lo), kind(hi if sep else lo))
-        except ValueError:
-            raise click.BadParameter(f"expected A-B or A, got {value!r}") from None
-        if pair[0] > pair[1]:
-            raise click.BadParameter(f"range {value!r} is backwards")
-        return pair
-
-    return parse
 
 
 def _progress() -> Progress:
@@ -92,7 +73,7 @@ def synth() -> None:
     "sizes",
     default="7-13",
     show_default=True,
-    callback=_range(int),
+    callback=parse_range(int),
     help="Frames averaged per pair, drawn per pair from this range (240 fps footage).",
 )
 @click.option(
@@ -225,7 +206,7 @@ def _spread(records: list) -> list:
     "--blur",
     default="0.01-0.04",
     show_default=True,
-    callback=_range(float),
+    callback=parse_range(float),
     help="Blur extent at the worst point, as a fraction of the image diagonal.",
 )
 @click.option("--rotation", type=click.FloatRange(0), default=1.0, show_default=True,
@@ -241,7 +222,7 @@ def _spread(records: list) -> list:
 @click.option("--noise", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Max sensor noise (photon + read, before the response), std in grey levels "
               "at mid-grey (blurry only).")  # fmt: skip
-@click.option("--jpeg", default=None, callback=_range(int), metavar="Q1-Q2",
+@click.option("--jpeg", default=None, callback=parse_range(int), metavar="Q1-Q2",
               help="Re-encode the blurry image as JPEG, quality drawn from Q1-Q2.")  # fmt: skip
 @click.option("--gamma", type=click.FloatRange(0.1, 10), default=2.2, show_default=True,
               help="Camera response as a power law.")  # fmt: skip
@@ -249,7 +230,7 @@ def _spread(records: list) -> list:
 @click.option("--crf", type=click.Path(path_type=Path), default=None,
               help="Measured inverse camera response instead of --gamma (.npy/.txt), e.g. "
               "REDS's gopro_hero6_inverse_crf.npy.")  # fmt: skip
-@click.option("--blur-px", default=None, callback=_range(float), metavar="A-B",
+@click.option("--blur-px", default=None, callback=parse_range(float), metavar="A-B",
               help="Shake extent drawn log-uniform in A-B pixels (replaces --blur), "
               "e.g. 1-60 covers everyday photos to GOPRO.")  # fmt: skip
 @click.option("--sharp-share", type=click.FloatRange(0, 1), default=0.0, show_default=True,

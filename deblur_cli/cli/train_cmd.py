@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.table import Column
 from rich.text import Text
 
-from .common import console
+from .common import console, parse_range
 
 if TYPE_CHECKING:
     from ..model import ModelConfig
@@ -57,20 +57,6 @@ def parse_gammas(text: str) -> tuple[float, ...]:
         raise click.BadParameter(
             f"{text!r}: give one or more positive gammas, e.g. 2.2 or 1,2.2",
             param_hint="--frames-gamma",
-        )
-    return values
-
-
-def parse_count(text: str) -> tuple[int, int]:
-    """``A-B`` (or one number) → (A, B) with 2 <= A <= B."""
-    low, _, high = text.partition("-")
-    try:
-        values = (int(low), int(high or low))
-    except ValueError:
-        values = (0, 0)
-    if not 2 <= values[0] <= values[1]:
-        raise click.BadParameter(
-            f"{text!r}: give A-B frames with 2 <= A <= B, e.g. 7-13", param_hint="--frames-count"
         )
     return values
 
@@ -400,6 +386,7 @@ def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
     "--frames-count",
     default="7-13",
     show_default=True,
+    callback=parse_range(int, minimum=2),
     metavar="A-B",
     help="frames: how many consecutive frames each blurry image averages, drawn in A-B "
     "(GOPRO: 7-13 at 240 fps). More frames = a longer exposure: the larger blur of faster "
@@ -516,7 +503,7 @@ def train(
     blur_dir: str,
     frames_gamma: str,
     frames_crf: Path | None,
-    frames_count: str,
+    frames_count: tuple[int, int],
     no_flip: bool,
     no_transpose: bool,
     no_channel_shuffle: bool,
@@ -600,7 +587,7 @@ def train(
         blur_dir=blur_dir,
         gamma_frames=parse_gammas(frames_gamma),
         frames_crf=str(frames_crf) if frames_crf else None,
-        frames_count=parse_count(frames_count),
+        frames_count=frames_count,
         synth_options=parse_synth_options(synth_opt),
         identity_fraction=identity_fraction,
         val=list(val_data),

@@ -251,17 +251,14 @@ class StillsJob:
     def _make_item(self, item: StillItem, todo: list[str], writer: SceneWriter) -> None:
         if todo:
             photo = load_photo(item.path, self.max_side)
-            pool = [i.path for i in self.items]
             for name in todo:
-                self._make(photo, item, name, writer, pool)
+                self._make(photo, item, name, writer)
 
-    def _make(
-        self, photo: np.ndarray, item: StillItem, name: str, writer: SceneWriter, pool: list[Path]
-    ) -> None:
+    def _make(self, photo: np.ndarray, item: StillItem, name: str, writer: SceneWriter) -> None:
         rng = pair_rng(self.seed, item.scene, int(name))
         opts = self.options
-        if opts.objects and not opts.object_sources and len(pool) > 1:
-            others = [p for p in pool if p != item.path]
+        if opts.objects and not opts.object_sources and len(self.items) > 1:
+            others = [i.path for i in self.items if i.path != item.path]
             picks = rng.choice(len(others), size=min(opts.objects, len(others)), replace=False)
             sources = [load_photo(others[int(i)], self.max_side) for i in picks]
             opts = StillOptions(**{**_shallow(opts), "object_sources": sources})
