@@ -528,27 +528,31 @@ def train(
     DATA is one or more folders, each optionally prefixed with its kind:
       gopro:DIR   GOPRO_Large split: DIR/<scene>/{blur_gamma,blur,sharp}/*.png
       pairs:DIR   DIR/blur/* and DIR/sharp/* matched by file name
-      frames:DIR  high-frame-rate frames (DIR/*.png or DIR/<seq>/*.png), averaged
-                  7-13 at a time in linear light (GOPRO recipe, --frames-gamma) on the fly
+      frames:DIR  high-frame-rate frames (DIR/*.png or DIR/<seq>/*.png),
+                  averaged 7-13 at a time in linear light on the fly (GOPRO
+                  recipe, --frames-gamma)
       stills:DIR  sharp photos, blurred with synthetic camera shake on the fly
-      identity:DIR  sharp photos as their own targets (input: mild noise/JPEG), so the
-                  network leaves sharp content alone; see --identity-fraction
+      identity:DIR  sharp photos as their own targets (input: mild noise/JPEG),
+                  so the network leaves sharp content alone; see
+                  --identity-fraction
     Without a prefix the layout is guessed (a flat image folder counts as stills).
 
     \b
-    Defaults follow the official code: loss 1*L1 summed over 3 scales, Adam 1e-4,
-    flips/transposes/RGB shuffle/saturation/noise, lr halved at 50/75/90% of the steps;
-    on CUDA also the paper network, batch 16, 256px patches, 131,400 steps. On a CPU,
-    where that would take weeks, the light network, batch 8, 128px patches, 7,000 steps
-    (what is chosen is printed, with the estimated time after the first steps). Ctrl-C
-    saves a checkpoint; run the same command to resume.
+    Defaults follow the official code: loss 1*L1 summed over 3 scales, Adam
+    1e-4, flips/transposes/RGB shuffle/saturation/noise, lr halved at 50/75/90%
+    of the steps; on CUDA also the paper network, batch 16, 256px patches,
+    131,400 steps. On a CPU, where that would take weeks, the light network,
+    batch 8, 128px patches, 7,000 steps (what is chosen is printed, with the
+    estimated time after the first steps). Ctrl-C saves a checkpoint; run the
+    same command to resume.
 
     \b
     Examples:
-      deblur train gopro:GOPRO_Large/train --val gopro:GOPRO_Large/test --val-count 0 \\
-          --out runs/gopro --amp auto --export gopro.safetensors
+      deblur train gopro:GOPRO_Large/train --val gopro:GOPRO_Large/test \\
+          --val-count 0 --out runs/gopro --amp auto --export gopro.safetensors
       deblur train stills:photos/ frames:GOPR0477/ --config light --steps 20000
-      torchrun --nproc_per_node 4 -m deblur_cli train gopro:GOPRO_Large/train --batch 16
+      torchrun --nproc_per_node 4 -m deblur_cli train \\
+          gopro:GOPRO_Large/train --batch 16
     """
     from ..train.augment import AugmentConfig
     from ..train.trainer import TrainConfig, Trainer, finish_distributed
