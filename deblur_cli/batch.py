@@ -10,6 +10,7 @@ rerun after a crash or SIGKILL simply skips what is already there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import time
@@ -31,7 +32,9 @@ from .engine import (
 )
 from .errors import DeblurError, InputError, OutputError
 from .io.images import IMAGE_EXTENSIONS, ImageInfo, write_image
-from .photos import check_unique_outputs, check_writable, read_input, with_format
+from .io.sniff import SOFTWARE
+from .outputs import check_unique_outputs, check_writable, is_own_output, with_format
+from .photos import read_input
 from .runtime import yield_to_network
 
 TMP_MARK = ".tmp"  # atomic_path names temporaries ".STEM.RANDOM.tmpSUFFIX"
@@ -152,9 +155,15 @@ def plan_batch(
     *,
     shard: Shard | None = None,
     output_format: str = "keep",
+    include_deblurred: bool = False,
+    left_out: list[Path] | None = None,
 ) -> list[Job]:
     """This shard's (input, output) pairs; the output tree mirrors the input tree, and
-    ``output_format`` (keep | png | jpg | webp | tif) picks the outputs' suffix."""
+    ``output_format`` (keep | png | jpg | webp | tif) picks the outputs' suffix.
+
+    Pictures deblur wrote itself (``*_deblurred.*`` names, or its mark in their metadata:
+    ``outputs.is_own_output``) are not inputs unless ``include_deblurred``; they are
+    appended to ``left_out`` when it is given."""
     root, out_root = Path(root), Path(out_root)
     if out_root.exists() and not out_root.is_dir():
         raise OutputError(f"{out_root}: exists and is not a folder")
@@ -163,9 +172,14 @@ def plan_batch(
             f"{out_root}: is or contains the input folder {root}; outputs could replace "
             "inputs, choose a folder outside it"
         )
-    sources = find_images(root, exclude=out_root)
+    found = find_images(root, exclude=out_root)
+    sources = found if include_deblurred else [p for p in found if not is_own_output(p)]
+    if left_out is not None:
+        kept = set(sources)
+        left_out += [p for p in found if p not in kept]
     if not sources:
-        raise InputError(f"{root}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
+        why = " but deblur's own outputs (--include-deblurred takes them)" if found else ""
+        raise InputError(f"{root}: no images found{why} ({', '.join(IMAGE_EXTENSIONS)})")
     jobs = [
         Job(src, with_format(out_root / src.relative_to(root), output_format)) for src in sources
     ]
@@ -369,7 +383,8 @@ def run_batch(
                 record(failed_result(job, result))
                 continue
             mp = pixels.shape[0] * pixels.shape[1] / 1e6
-            writes.append((job, mp, writers.submit(write, job.dst, result, info)))
+            marked = dataclasses.replace(info, software=SOFTWARE)  # batch knows its own files
+            writes.append((job, mp, writers.submit(write, job.dst, result, marked)))
 
     try:
         refill()

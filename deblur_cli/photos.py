@@ -5,9 +5,9 @@ This is the library behind ``deblur image`` and ``deblur batch``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -15,109 +15,18 @@ import numpy as np
 
 from .atomic import write_files_together
 from .engine import Deblurrer, deblur_array
-from .errors import InputError, OutputError
-from .io.images import (
-    IMAGE_EXTENSIONS,
-    OUTPUT_FORMATS,
-    ImageInfo,
-    encode_image,
-    read_image,
+from .io.images import ImageInfo, encode_image, read_image
+from .io.sniff import SOFTWARE
+from .limits import check_min_size
+from .outputs import (  # noqa: F401 - the output planning, public here as before
+    SUFFIX,
+    check_not_input,
+    check_unique_outputs,
+    check_writable,
+    default_output,
+    plan_outputs,
+    with_format,
 )
-
-SUFFIX = "_deblurred"
-
-
-def with_format(path: Path, output_format: str = "keep") -> Path:
-    """``path`` with the suffix of ``output_format`` (keep | png | jpg | webp | tif)."""
-    if output_format not in OUTPUT_FORMATS:
-        raise InputError(
-            f"unknown output format {output_format!r} (use {', '.join(OUTPUT_FORMATS)})"
-        )
-    suffix = OUTPUT_FORMATS[output_format]
-    return path.with_suffix(suffix) if suffix else path
-
-
-def default_output(path: Path, output_format: str = "keep") -> Path:
-    """``photo.jpg`` → ``photo_deblurred.jpg`` beside it (videos too: same container)."""
-    return with_format(path.with_name(f"{path.stem}{SUFFIX}{path.suffix}"), output_format)
-
-
-def check_unique_outputs(pairs: Iterable[tuple[Path, Path]]) -> None:
-    """Two inputs must not write the same output (``a.jpg`` and ``a.png`` with --format png)."""
-    seen: dict[Path, Path] = {}
-    for src, dst in pairs:
-        if dst in seen:
-            raise OutputError(
-                f"{seen[dst]} and {src} would both be written to {dst}: give them separate "
-                "folders, or keep their formats (--format keep)"
-            )
-        seen[dst] = src
-
-
-def plan_outputs(
-    inputs: list[Path], output: Path | None, output_format: str = "keep"
-) -> list[tuple[Path, Path]]:
-    """One place decides output paths: a file for one input, a folder for several."""
-    if output is None:
-        pairs = [(p, default_output(p, output_format)) for p in inputs]
-        check_unique_outputs(pairs)
-        return pairs
-    is_folder = output.is_dir() or len(inputs) > 1 or not output.suffix
-    if not is_folder:
-        if output.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise OutputError(f"{output}: unsupported output format {output.suffix!r}")
-        suffix = {".jpeg": ".jpg", ".tiff": ".tif"}.get(
-            output.suffix.lower(), output.suffix.lower()
-        )
-        if output_format != "keep" and OUTPUT_FORMATS.get(output_format) != suffix:
-            raise InputError(
-                f"-o {output} names a {output.suffix} file but --format is "
-                f"{output_format}: drop one of them"
-            )
-        return [(inputs[0], output)]
-    if output.exists() and not output.is_dir():
-        raise OutputError(f"{output}: exists and is not a folder")
-    pairs = [(p, with_format(output / p.name, output_format)) for p in inputs]
-    check_unique_outputs(pairs)
-    return pairs
-
-
-def check_writable(
-    destinations: Iterable[str | os.PathLike], checked: set[Path] | None = None
-) -> None:
-    """Fail before any work when an output cannot be written: each destination's folder (or
-    the nearest one that exists, as the folders are made on the way) must take a new file.
-
-    ``checked`` holds the folders already found writable; pass the same set to calls made
-    file by file so that a shared folder is probed once, not once per file."""
-    checked = set() if checked is None else checked
-    for destination in destinations:
-        destination = Path(destination)
-        if destination.is_dir():
-            raise OutputError(f"{destination}: is a folder, not an output file")
-        folder = destination.parent if str(destination.parent) else Path(".")
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if folder in checked:
-            continue
-        if not folder.is_dir():
-            raise OutputError(f"cannot write {destination}: {folder} is not a folder")
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".deblur-write-check.", dir=folder)
-        except OSError as err:
-            raise OutputError(f"cannot write to {folder}: {err.strerror}") from None
-        os.close(fd)
-        os.unlink(probe)
-        checked.add(folder)  # only once it took a file: a refused folder is refused every time
-
-
-def check_not_input(src: Path, dst: Path, overwrite: bool) -> None:
-    try:
-        same = dst.exists() and os.path.samefile(src, dst)
-    except OSError:
-        same = False
-    if same and not overwrite:
-        raise OutputError(f"{dst} is the input; pass --overwrite to replace it on purpose")
 
 
 def read_input(
@@ -125,8 +34,7 @@ def read_input(
 ) -> tuple[np.ndarray, ImageInfo]:
     """Decode an input and reject what the network cannot use, before any model work."""
     pixels, info = read_image(src, max_megapixels=max_megapixels)
-    if min(pixels.shape[:2]) < 8:
-        raise InputError(f"{src}: image is too small ({pixels.shape[1]}x{pixels.shape[0]})")
+    check_min_size(src, pixels.shape[1], pixels.shape[0])
     return pixels, info
 
 
@@ -174,11 +82,12 @@ def deblur_decoded(
     written or neither."""
     dst = Path(dst)
     result = deblur_array(model, pixels, progress=progress)
+    info = dataclasses.replace(info, software=SOFTWARE)  # 'deblur batch' knows its own files
     files = [(dst, encode_image(result, dst.suffix, info, quality, png_compression))]
     if compare is not None:
         compare = Path(compare)
         picture = side_by_side(pixels, result)
-        compare_info = ImageInfo(icc_profile=info.icc_profile)
+        compare_info = ImageInfo(icc_profile=info.icc_profile, software=SOFTWARE)
         files.append(
             (compare, encode_image(picture, compare.suffix, compare_info, quality, png_compression))
         )

@@ -16,10 +16,37 @@ from .. import __version__
 from ..errors import DeblurError
 
 # Verb modules, in the order they appear in --help.
-COMMAND_MODULES = ["image", "batch", "video", "weights", "train", "eval", "synth", "demo"]
+COMMAND_MODULES = ["image", "batch", "video", "weights", "train", "eval", "synth", "teach", "demo"]
+
+
+def usage_line(err: click.UsageError) -> str:
+    """click's four-line Usage/Try/blank/Error block as one line: the problem, then where
+    to read more (``error: missing argument 'INPUTS...' (see 'deblur image --help')``)."""
+    message = " ".join(err.format_message().split()).rstrip(".")
+    message = message.replace(". Did you mean", "; did you mean")
+    message = message[:1].lower() + message[1:]
+    where = err.ctx.command_path if err.ctx is not None else "deblur"
+    return f"{message} (see '{where} --help')"
 
 
 class DeblurGroup(click.Group):
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        """Usage errors as one ``error:`` line with exit code 2, as every other error."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as err:
+            click.echo(f"error: {usage_line(err)}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            click.echo(f"error: {' '.join(err.format_message().split())}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:  # Ctrl-C or end of input outside a command
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

@@ -66,7 +66,19 @@ def _summary_table(summary: BatchSummary, shard: Shard | None) -> Table:
     "taken from RANK/WORLD_SIZE automatically.",
 )
 @frame_batch_option
-@click.option("--force", is_flag=True, help="Process files again even if their output exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Deblur every file again, replacing outputs that exist. Without it, existing "
+    "outputs are kept and their files skipped (an interrupted run resumes).",
+)
+@click.option("--force", "overwrite", is_flag=True, hidden=True, help="Old name of --overwrite.")
+@click.option(
+    "--include-deblurred",
+    is_flag=True,
+    help="Also take pictures deblur wrote itself (*_deblurred.* names, or deblur's mark in "
+    "their metadata) as inputs; by default they are left out.",
+)
 def batch(
     folder: Path,
     output: Path,
@@ -82,13 +94,16 @@ def batch(
     workers: int,
     shard_text: str | None,
     frame_batch: int,
-    force: bool,
+    overwrite: bool,
+    include_deblurred: bool,
 ) -> None:
     """Deblur every image under FOLDER into OUTPUT, keeping the folder tree.
 
-    Outputs that already exist are skipped, so an interrupted run resumes where it stopped
-    (outputs are written atomically: an existing file is always complete). Files are split
-    across processes without overlap by --shard I/N, or automatically under torchrun.
+    Outputs that already exist are kept and their files skipped, so an interrupted run
+    resumes where it stopped (outputs are written atomically: an existing file is always
+    complete); --overwrite redoes them. Pictures deblur wrote itself are not taken as
+    inputs. Files are split across processes without overlap by --shard I/N, or
+    automatically under torchrun.
 
     \b
     Examples:
@@ -112,13 +127,32 @@ def batch(
     max_megapixels = max_megapixels_limit(max_megapixels)  # a bad $DEBLUR_MAX_MEGAPIXELS: now
     shard = parse_shard(shard_text) if shard_text else shard_from_env()
     under_launcher = shard_text is None and shard is not None
-    jobs = plan_batch(folder, output, shard=shard, output_format=output_format)
+    left_out: list[Path] = []
+    jobs = plan_batch(
+        folder,
+        output,
+        shard=shard,
+        output_format=output_format,
+        include_deblurred=include_deblurred,
+        left_out=left_out,
+    )
     remove_stale_temporaries(jobs)
-    todo, done_before = split_done(jobs, force=force)
+    todo, done_before = split_done(jobs, force=overwrite)
     label = f"[rank {shard}] " if shard and shard.count > 1 else ""
+    if left_out:
+        example = left_out[0].relative_to(folder).as_posix()
+        console.print(
+            Text(
+                f"{label}left out {len(left_out)} picture(s) deblur wrote itself ({example}"
+                f"{', …' if len(left_out) > 1 else ''}); --include-deblurred takes them"
+            )
+        )
     if not todo:
         console.print(
-            Text(f"{label}all {len(jobs)} output(s) already exist in {output}: nothing to do"),
+            Text(
+                f"{label}all {len(jobs)} output(s) already exist in {output}: nothing to do "
+                "(--overwrite redoes them)"
+            ),
             soft_wrap=True,
         )
         join_ranks()
@@ -126,7 +160,10 @@ def batch(
     check_output_root(output)  # a read-only destination fails now, not after the model ran
     if done_before:
         console.print(
-            Text(f"{label}resuming: {len(done_before)} of {len(jobs)} already done"), soft_wrap=True
+            Text(
+                f"{label}resuming: {len(done_before)} of {len(jobs)} already done, their "
+                "outputs kept (--overwrite redoes them)"
+            )
         )
     model = open_model(weights, rank_device(device), precision, tile, overlap)
     model.frames_per_batch = frame_batch or None

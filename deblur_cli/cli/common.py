@@ -12,10 +12,15 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
+from ..errors import DeblurError
+from ..limits import DEFAULT_OVERLAP, MIN_TILE, check_tiling
+
 if TYPE_CHECKING:
     from ..engine import Deblurrer
 
-console = Console(stderr=True)
+# soft_wrap: a line longer than the terminal is left for the terminal to wrap, never broken
+# by rich at a space or inside a path (a path copied from the screen must stay whole).
+console = Console(stderr=True, soft_wrap=True)
 
 # The same names as deblur_cli.engine.PRECISIONS (tests/test_cli.py checks they agree); kept
 # here so that parsing the options does not import torch.
@@ -54,6 +59,19 @@ def _runs_on_cpu(device: str) -> bool:
     return choose_device("auto").type == "cpu"
 
 
+def _check_tiling(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """A --tile/--overlap pair that cannot work is a usage error (exit 2) found while parsing;
+    whichever of the two is processed second sees the other in ctx.params."""
+    other = "overlap" if param.name == "tile" else "tile"
+    if other in ctx.params:
+        pair = {param.name: value, other: ctx.params[other]}
+        try:
+            check_tiling(pair["tile"], pair["overlap"])
+        except DeblurError as err:
+            raise click.UsageError(str(err), ctx=ctx) from None
+    return value
+
+
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--weights/--device/--precision/--tile/--overlap, identical on every verb."""
     options = [
@@ -86,14 +104,17 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(0),
             default=None,
             metavar="PX",
-            help="Tile side in pixels; 0 = whole image. Default: chosen from free memory.",
+            callback=_check_tiling,
+            help="Tile side in pixels; 0 = whole image. Default: chosen from free memory. "
+            f"At least {MIN_TILE} and more than twice the overlap.",
         ),
         click.option(
             "--overlap",
             type=click.IntRange(0),
             default=None,
             metavar="PX",
-            help="Pixels shared by neighbouring tiles, cross-faded (default 128).",
+            callback=_check_tiling,
+            help=f"Pixels shared by neighbouring tiles, cross-faded (default {DEFAULT_OVERLAP}).",
         ),
     ]
     for option in reversed(options):
@@ -134,6 +155,18 @@ def open_model(
 def describe(model: Deblurrer) -> str:
     name = model.weights.path.name if model.weights and model.weights.path else "in-memory"
     return f"{name}: {model.config.summary()} on {model.device} {model.precision}"
+
+
+def middle_ellipsis(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters by taking out its middle: a table keeps both ends
+    of a long file name (``GOPR0384_11_0…000001.png``) on one line instead of breaking it."""
+    if len(text) <= width:
+        return text
+    if width < 2:
+        return text[:width]
+    head = (width - 1 + 1) // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
 
 
 def parse_range(

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from .common import console, describe, model_options, open_model
+from .common import console, describe, middle_ellipsis, model_options, open_model
 
 # deblur_cli.train.metrics.SSIM_MODES (tests/test_cli.py checks they agree): the metrics
 # module imports torch, which --help must not pay for.
@@ -38,9 +38,9 @@ def _model_label(model: Any) -> str:
 def _image_table(title: str, rows: list[dict[str, Any]], wide: bool) -> Table:
     """A table starting with the image name and, when ``wide``, its size."""
     table = Table(title=title, title_justify="left", box=_box(wide))
-    # File names fold rather than vanish, but get enough room to stay on one or two lines.
-    longest = max((len(r["name"]) for r in rows), default=10)
-    table.add_column("image", overflow="fold", min_width=min(longest, 24 if wide else 20))
+    # A file name too long for the room left is shortened in its middle (_add_rows), never
+    # broken across lines.
+    table.add_column("image", no_wrap=True, overflow="ellipsis")
     if wide:
         table.add_column("size", justify="right")
     return table
@@ -52,14 +52,22 @@ def _add_rows(
     mean: dict[str, Any],
     cells: Callable[[dict[str, Any]], list[str]],
     wide: bool,
+    width: int,
 ) -> Table:
-    """One line per image, then a bold mean line in its own section."""
-    for row in rows:
-        size = [f"{row['width']}x{row['height']}"] if wide else []
-        table.add_row(row["name"], *size, *cells(row))
-    table.add_section()
+    """One line per image, then a bold mean line in its own section. Names longer than the
+    room the other columns leave in ``width`` lose their middle."""
     blank = [""] if wide else []
-    table.add_row(f"mean of {len(rows)}", *blank, *cells(mean), style="bold")
+    lines = [[f"{r['width']}x{r['height']}"] * wide + cells(r) for r in rows]
+    lines.append(blank + cells(mean))
+    others = 0
+    for i, column in enumerate(table.columns[1:]):
+        header = max(len(part) for part in str(column.header).split("\n"))
+        others += max([header, *(len(line[i]) for line in lines)]) + 3  # padding, rule
+    room = max(12, width - others - 4, len(f"mean of {len(rows)}"))
+    for row, line in zip(rows, lines, strict=False):
+        table.add_row(middle_ellipsis(row["name"], room), *line)
+    table.add_section()
+    table.add_row(f"mean of {len(rows)}", *lines[-1], style="bold")
     return table
 
 
@@ -83,7 +91,7 @@ def _render(result: dict[str, Any], label: str | None, width: int) -> Table:
             out += [f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['psnr'] - identity['psnr']:+.2f}"]
         return out
 
-    return _add_rows(table, result["images"], result["mean"], cells, wide)
+    return _add_rows(table, result["images"], result["mean"], cells, wide, width)
 
 
 def _fmt_shift(value: float | None) -> str:
@@ -118,7 +126,7 @@ def _render_sharp(check: dict[str, Any], label: str, width: int) -> Table:
             *(_fmt_shift(shift[b]) for b in TONE_BANDS),
         ]
 
-    return _add_rows(table, check["images"], check["mean"], cells, wide)
+    return _add_rows(table, check["images"], check["mean"], cells, wide, width)
 
 
 def _sharp_summary(check: dict[str, Any], label: str) -> str:
@@ -248,29 +256,32 @@ def eval_(
 
     \b
     DATA: a folder with blur/ + sharp/ matched by name, or GOPRO scenes
-    (DIR/<scene>/{blur_gamma|blur}/ + sharp/). The model is the bundled default unless
-    --weights names another; --identity-only scores the blurry input alone.
+    (DIR/<scene>/{blur_gamma|blur}/ + sharp/). The model is the bundled
+    default unless --weights names another; --identity-only scores the
+    blurry input alone.
 
     \b
-    Do no harm (--sharp-check, --sharp DIR): a sharp photo must come back unchanged. The
-    check runs the model on sharp images and reports PSNR/SSIM of the output against the
-    input and the tone shift (mean output - mean input, grey levels; overall and for
-    shadows / mid-tones / highlights). It passes at |mean shift| <= 0.5 levels and mean
-    PSNR >= 34 dB; otherwise the summary line says HARM.
+    Do no harm (--sharp-check, --sharp DIR): a sharp photo must come back
+    unchanged. The check runs the model on sharp images and reports PSNR/SSIM
+    of the output against the input and the tone shift (mean output - mean
+    input, grey levels; overall and for shadows / mid-tones / highlights). It
+    passes at |mean shift| <= 0.5 levels and mean PSNR >= 34 dB; otherwise
+    the summary line says HARM.
 
     \b
-    Conventions of the official DeepDeblur-PyTorch code, used for its published
-    numbers: outputs clamped to 0..255 and rounded before measuring; PSNR with data
-    range 255 over all RGB pixels; SSIM with a Gaussian window (sigma 1.5, truncate
-    3.5, 11x11), K1 0.01, K2 0.03, population covariance, per RGB channel, no padding
-    (= skimage structural_similarity(gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, data_range=255)). The model runs in fp32 on whole
-    images unless --precision/--tile say otherwise.
+    Conventions of the official DeepDeblur-PyTorch code, used for its
+    published numbers: outputs clamped to 0..255 and rounded before
+    measuring; PSNR with data range 255 over all RGB pixels; SSIM with a
+    Gaussian window (sigma 1.5, truncate 3.5, 11x11), K1 0.01, K2 0.03,
+    population covariance, per RGB channel, no padding (= skimage
+    structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=255)). The model runs in fp32 on
+    whole images unless --precision/--tile say otherwise.
 
     \b
     Examples:
-      deblur eval GOPRO_Large/test                       # the bundled model vs identity
-      deblur eval GOPRO_Large/test --identity-only       # blurry input only, no model
+      deblur eval GOPRO_Large/test                  # bundled model vs identity
+      deblur eval GOPRO_Large/test --identity-only  # the blurry input alone
       deblur eval pairs/ -w gopro.safetensors --sharp-check --json scores.json
       deblur eval --sharp holiday_photos/ --precision bf16
     """

@@ -33,7 +33,12 @@ from .tile_progress import tile_progress
     help="Also write a labelled before/after picture here (one input only); both pictures "
     "are written or neither.",
 )
-@click.option("--overwrite", is_flag=True, help="Allow the output to replace the input file.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace outputs that exist (the input itself included). Without it an existing "
+    "output is never touched and that file fails with a line naming it.",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -68,14 +73,16 @@ def image(
       deblur image *.jpg -o restored/ --format png       # lossless outputs
       deblur image big.tif --tile 1024 --compare before_after.jpg
     """
-    if len(inputs) == 1:
-        _check_input(inputs[0])  # a typo fails in a blink, before torch and OpenCV load
-    from ..io.images import max_megapixels_limit
-    from ..photos import plan_outputs
+    # Everything that can be refused from the arguments and the files' bytes is, before
+    # numpy, OpenCV or torch load: a typo or an empty file costs a fraction of a second.
+    from ..io.sniff import max_megapixels_limit
+    from ..outputs import plan_outputs
 
     max_megapixels = max_megapixels_limit(max_megapixels)  # a bad $DEBLUR_MAX_MEGAPIXELS: now
     if compare is not None and len(inputs) > 1:
         raise click.UsageError("--compare takes a single input")
+    if len(inputs) == 1:
+        _check_input(inputs[0], max_megapixels)
     jobs = plan_outputs(list(inputs), output, output_format)
     model_args = (weights, device, precision, tile, overlap)
     settings = {"quality": quality, "png_compression": png_compression}
@@ -86,15 +93,17 @@ def image(
         _several(jobs, output, model_args, overwrite, max_megapixels, workers, settings)
 
 
-def _check_input(src: Path) -> None:
+def _check_input(src: Path, max_megapixels: float) -> None:
+    """Missing, a folder, empty, not an image, cut off, too small or too large: from the
+    file's bytes and header alone."""
     from ..errors import InputError
+    from ..io.sniff import check_image_file
 
     if src.is_dir():
         raise InputError(
             f"{src}: is a folder; deblur a whole folder with 'deblur batch {src} -o OUT'"
         )
-    if not src.is_file():
-        raise InputError(f"{src}: no such file")
+    check_image_file(src, max_megapixels)
 
 
 def _one(
@@ -107,11 +116,15 @@ def _one(
     settings: dict[str, Any],
 ) -> None:
     """One photo: every check (input, both outputs) before the model loads; ``image`` has
-    already checked that ``src`` is a file."""
-    from ..photos import check_not_input, check_writable, deblur_decoded, read_input
+    already checked the input's bytes."""
+    from ..outputs import check_not_input, check_replace, check_writable
 
     check_not_input(src, dst, overwrite)
+    if compare is not None:
+        check_replace(compare, overwrite, src)
     check_writable([dst] if compare is None else [dst, compare])
+    from ..photos import deblur_decoded, read_input  # numpy, OpenCV, torch: from here on
+
     pixels, info = read_input(src, max_megapixels=max_megapixels)
     model = open_model(*model_args)
     console.print(f"[dim]{describe(model)}[/dim]")
@@ -133,7 +146,7 @@ def _several(
     others written, a one-line summary, and a non-zero exit if any failed."""
     from ..batch import BatchSummary, Job, check_output_root, failed_result
     from ..errors import DeblurError
-    from ..photos import check_not_input, check_writable
+    from ..outputs import check_not_input, check_writable
 
     if folder is not None:
         check_output_root(folder)  # one shared folder: refuse once, up front
@@ -143,7 +156,7 @@ def _several(
     for src, dst in jobs:
         job = Job(src, dst)
         try:
-            _check_input(src)
+            _check_input(src, max_megapixels)
             check_not_input(src, dst, overwrite)
             check_writable([dst], writable)
         except DeblurError as err:

@@ -58,9 +58,9 @@ def synth() -> None:
 
     \b
     Output (what 'deblur train' reads):
-      OUT/<scene>/blur_gamma/NNNNNN.png   blurry, averaged in linear light
-      OUT/<scene>/blur/NNNNNN.png         (frames) averaged without the camera response
-      OUT/<scene>/sharp/NNNNNN.png        the sharp target
+      OUT/<scene>/blur_gamma/NNNNNN.png  blurry, averaged in linear light
+      OUT/<scene>/blur/NNNNNN.png        (frames) averaged in code values
+      OUT/<scene>/sharp/NNNNNN.png       the sharp target
     Runs are resumable: the same command skips pairs that are already complete.
     """
 
@@ -290,10 +290,12 @@ def stills_cmd(
     \b
     Examples:
       deblur synth stills photos/ -o data/stills --seed 1 --preview
-      deblur synth stills photos/ -o data/stills --per-image 3 --objects 1 --noise 2 --jpeg 80-95
-      deblur synth stills photos/ -o data/mix --mix train     # what 'deblur train stills:' sees
-      deblur synth stills photos/ -o data/real --mix train --segments 3 --highlights 8 \\
-          --crf gopro_hero6_inverse_crf.npy
+      deblur synth stills photos/ -o data/stills --per-image 3 --objects 1 \\
+          --noise 2 --jpeg 80-95
+      deblur synth stills photos/ -o data/mix --mix train
+          # the mix that 'deblur train stills:' renders
+      deblur synth stills photos/ -o data/real --mix train --segments 3 \\
+          --highlights 8 --crf gopro_hero6_inverse_crf.npy
     """
     from ..synth.jobs import StillsJob, plan_stills
     from ..synth.layout import write_preview

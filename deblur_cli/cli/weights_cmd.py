@@ -10,7 +10,9 @@ from pathlib import Path
 
 import click
 
-from .common import console
+from .common import console, middle_ellipsis
+
+LIST_WIDTH = 80  # 'deblur weights list': one line per model, in a terminal of any width
 
 # Metadata written as sentences: wrapped to a terminal; everything else is printed whole.
 PROSE_FIELDS = frozenset({"description", "license", "training_data", "source"})
@@ -21,10 +23,11 @@ def weights() -> None:
     """Manage model weights (safetensors files).
 
     \b
-    --weights accepts, in this order: a local file; hf://owner/repo/file[@revision];
-    a registry name (see 'deblur weights list'); nothing = the bundled default.
-    Downloads go to the Hugging Face cache (HF_HOME) and are checked by sha256;
-    HF_HUB_OFFLINE=1 uses the cache only.
+    --weights accepts, in this order: a local file;
+    hf://owner/repo/file[@revision]; a registry name (see 'deblur weights
+    list'); nothing = the bundled default. Downloads go to the Hugging Face
+    cache (HF_HOME) and are checked by sha256; HF_HUB_OFFLINE=1 uses the cache
+    only.
     """
 
 
@@ -43,18 +46,37 @@ def _fields(rows: list[tuple[str, str]], prose: frozenset[str] = frozenset()) ->
 
 @weights.command("list")
 def list_() -> None:
-    """Models in the registry and where each comes from."""
+    """Models in the registry, one line each (details: 'deblur weights info NAME')."""
     from ..weights import load_registry
 
     registry = load_registry()
-    for i, (name, entry) in enumerate(sorted(registry.entries.items())):
-        mark = " (default)" if name == registry.default else ""
-        if i:
-            click.echo()
-        click.echo(f"{name}{mark}")
-        rows = [("  config", entry.config.summary()), ("  source", entry.source)]
-        rows += [("  description", entry.description)] if entry.description else []
-        _fields(rows, prose=frozenset({"  description"}))
+    rows = [("name", "source", "scales", "blocks", "feats", "kernel", "summary")]
+    for name, entry in sorted(registry.entries.items()):
+        c = entry.config
+        rows.append(
+            (
+                name + ("*" if name == registry.default else ""),
+                "bundled" if entry.source.startswith("bundled") else "download",
+                str(c.n_scales),
+                str(c.n_resblocks),
+                str(c.n_feats),
+                f"{c.kernel_size}x{c.kernel_size}",
+                _headline(entry.description),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        click.echo(line + "  " + middle_ellipsis(row[-1], max(8, LIST_WIDTH - len(line) - 2)))
+    default = "* the default. " if registry.default else ""
+    click.echo(f"{default}Source, licence, data and scores: deblur weights info NAME")
+
+
+def _headline(description: str) -> str:
+    """The first phrase of a description: up to its first colon, bracket or full stop."""
+    for stop in (":", " (", ". ", ";"):
+        description = description.split(stop, 1)[0]
+    return description.strip()
 
 
 @weights.command("info")
@@ -66,17 +88,38 @@ def info(spec: str, as_json: bool) -> None:
 
     path = resolve_weights(spec)
     wf = read_weights(path)
-    fields: dict[str, str] = {
-        "file": str(path),
-        "sha256": sha256_file(path),
-        "config": json.dumps(wf.config.to_dict()),
-        "parameters": f"{sum(t.numel() for t in wf.state_dict.values()):,}",
-    }
-    fields |= {key: str(value) for key, value in sorted(wf.metadata.items()) if key != "config"}
+    parameters = sum(t.numel() for t in wf.state_dict.values())
+    metadata = {key: value for key, value in sorted(wf.metadata.items()) if key != "config"}
     if as_json:
-        click.echo(json.dumps({"spec": spec, **fields}, indent=2))
+        record = {
+            "spec": spec,
+            "file": str(path),
+            "sha256": sha256_file(path),
+            "config": wf.config.to_dict(),
+            "parameters": parameters,
+            **{key: _typed(value) for key, value in metadata.items()},
+        }
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
         return
-    _fields(list(fields.items()), prose=PROSE_FIELDS)
+    rows = [
+        ("file", str(path)),
+        ("sha256", sha256_file(path)),
+        ("config", json.dumps(wf.config.to_dict())),
+        ("parameters", f"{parameters:,}"),
+    ]
+    _fields(rows + [(key, str(value)) for key, value in metadata.items()], prose=PROSE_FIELDS)
+
+
+def _typed(value: object) -> object:
+    """A metadata value as its JSON type: safetensors stores every value as a string, and
+    structured ones (metrics, numbers) were written as JSON text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    return parsed if isinstance(parsed, (dict, list, int, float)) else value
 
 
 @weights.command("download")
@@ -89,7 +132,7 @@ def download(names: tuple[str, ...]) -> None:
     for name in names:
         with console.status(f"fetching {name}…"):
             path = fetch_entry(registry.get(name))
-        console.print(f"{name}: [green]ok[/green] {path}")
+        console.print(f"{name}: [green]ok[/green] {path}", highlight=False)
 
 
 @weights.command("convert")

@@ -30,6 +30,18 @@ from ..errors import InputError, OutputError
 from .png import chunk as png_chunk
 from .png import decode_png, encode_png
 from .png import iter_chunks as iter_png_chunks
+from .sniff import (  # noqa: F401 - MAX_MEGAPIXELS_ENV, DEFAULT_MAX_MEGAPIXELS: public here too
+    DEFAULT_MAX_MEGAPIXELS,
+    FORMAT_NAMES,
+    IMAGE_EXTENSIONS,
+    MAX_MEGAPIXELS_ENV,
+    OUTPUT_FORMATS,
+    TAIL_BYTES,
+    check_complete,
+    check_size,
+    image_kind,
+    max_megapixels_limit,
+)
 
 # Our own limit, checked from the header (``check_size``), replaces Pillow's decompression-bomb
 # guard: Pillow would refuse a 180 MP camera file while reading its EXIF, with a traceback.
@@ -39,8 +51,6 @@ cv2.utils.logging.setLogLevel(
     cv2.utils.logging.LOG_LEVEL_SILENT
 )  # OpenCV's own warnings would break the one-line-error promise
 
-MAX_MEGAPIXELS_ENV = "DEBLUR_MAX_MEGAPIXELS"
-DEFAULT_MAX_MEGAPIXELS = 200.0  # admits every camera file short of pixel-shift composites
 OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own decoder limit (OPENCV_IO_MAX_IMAGE_PIXELS)
 # --png-compression. fast: level 1 with the run-length strategy and the "up" row filter,
 # written by io/png.py with zlib-ng (the libpng parameters below give the same file, 1.7x
@@ -66,9 +76,8 @@ PNG_COMPRESSION = {
 # 0.84 s for 24 MP on 2 cores. Smaller ones stay on one core: deblur batch and deblur video
 # already overlap their writes with the network.
 PARALLEL_PNG_PIXELS = 4_000_000
-OUTPUT_FORMATS = {"keep": "", "png": ".png", "jpg": ".jpg", "webp": ".webp", "tif": ".tif"}
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 ORIENTATION_TAG = 0x0112
+SOFTWARE_TAG = 0x0131
 PIL_FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -89,6 +98,9 @@ class ImageInfo:
     orientation: int = 1
     source_format: str = ""
     extra: dict = field(default_factory=dict)
+    # Written as the PNG "Software" text chunk or the EXIF Software tag: deblur's outputs
+    # set it (io.sniff.SOFTWARE), so that 'deblur batch' knows its own files.
+    software: str | None = None
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
@@ -107,46 +119,6 @@ def _read_bytes(path: Path) -> bytes:
     if not data:
         raise InputError(f"{path}: empty file")
     return data
-
-
-def max_megapixels_limit(value: float | None = None) -> float:
-    """The size limit in megapixels: ``value`` if given, else $DEBLUR_MAX_MEGAPIXELS, else
-    200. 0 means no limit."""
-    if value is None:
-        text = os.environ.get(MAX_MEGAPIXELS_ENV, "").strip()
-        if not text:
-            return DEFAULT_MAX_MEGAPIXELS
-        try:
-            value = float(text)
-        except ValueError:
-            raise InputError(
-                f"{MAX_MEGAPIXELS_ENV}={text!r}: expected a number of megapixels (0 = no limit)"
-            ) from None
-    if value < 0 or value != value:
-        raise InputError(f"the megapixel limit must be >= 0 (0 = no limit), not {value}")
-    return float(value)
-
-
-def check_size(path: Path, width: int, height: int, max_megapixels: float | None = None) -> None:
-    """One line saying the size, the limit and how to raise it, for a picture over the limit."""
-    limit = max_megapixels_limit(max_megapixels)
-    megapixels = width * height / 1e6
-    if limit and megapixels > limit:
-        needed = int(megapixels) + 1
-        raise InputError(
-            f"{path}: {width}x{height} is {megapixels:.0f} megapixels, over the limit of "
-            f"{limit:g}; raise it with --max-megapixels {needed} "
-            f"(or {MAX_MEGAPIXELS_ENV}={needed}; 0 = no limit)"
-        )
-
-
-def _check_complete(path: Path, data: bytes) -> None:
-    """libjpeg decodes a cut-off JPEG into a grey-bottomed picture without failing: look for
-    the end-of-image marker ourselves."""
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:].rstrip(b"\x00"):
-        raise InputError(f"{path}: truncated or corrupt JPEG (no end-of-image marker)")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
-        raise InputError(f"{path}: truncated or corrupt PNG (no IEND chunk)")
 
 
 def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -226,7 +198,7 @@ def read_image(
     size, info = read_header(data)
     if size is not None:
         check_size(path, *size, max_megapixels)
-    _check_complete(path, data)
+    check_complete(path, data[:64], data[-TAIL_BYTES:])
     pixels = decode_png(data)  # RGB(A) already, or None: a PNG numpy cannot undo quickly
     if pixels is not None:
         return _apply_orientation(pixels, info.orientation), info
@@ -256,8 +228,10 @@ def read_image(
 
 
 def _add_png_metadata(png: bytes, info: ImageInfo) -> bytes:
-    """Insert iCCP and eXIf right after IHDR (both must precede IDAT)."""
+    """Insert iCCP, eXIf and the Software text right after IHDR (before IDAT)."""
     chunks = b""
+    if info.software:
+        chunks += png_chunk(b"tEXt", b"Software\x00" + info.software.encode("latin-1"))
     if info.icc_profile:
         chunks += png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(info.icc_profile))
     if info.exif:
@@ -265,6 +239,17 @@ def _add_png_metadata(png: bytes, info: ImageInfo) -> bytes:
         chunks += png_chunk(b"eXIf", exif)
     ihdr_end = 8 + 8 + 13 + 4
     return png[:ihdr_end] + chunks + png[ihdr_end:]
+
+
+def _exif_with_software(info: ImageInfo) -> bytes:
+    """The EXIF to write: the input's, with the Software tag set when ``info.software``."""
+    if not info.software:
+        return info.exif or b""
+    exif = Image.Exif()
+    if info.exif:
+        exif.load(info.exif)
+    exif[SOFTWARE_TAG] = info.software
+    return exif.tobytes()
 
 
 def _to_8bit(pixels: np.ndarray) -> np.ndarray:
@@ -356,8 +341,8 @@ def encode_image(
         kwargs: dict = {}
         if info.icc_profile:
             kwargs["icc_profile"] = info.icc_profile
-        if info.exif:
-            kwargs["exif"] = info.exif
+        if info.exif or info.software:
+            kwargs["exif"] = _exif_with_software(info)
         if suffix in (".jpg", ".jpeg", ".webp"):
             kwargs["quality"] = int(quality)
         if suffix in (".jpg", ".jpeg"):

@@ -4,7 +4,7 @@ In real photos the camera shakes *and* things move: a walker, a car, a branch, e
 its own path, nearer ones hiding farther ones. Carbajal et al. (2023) found that blurring
 each segment of a sharp photo with its own motion over a camera-shake background is what
 makes synthetic training data generalise to real blur. Segments come from scikit-image's
-Felzenszwalb graph segmentation (an optional dependency: ``pip install 'deblur[train]'``);
+Felzenszwalb graph segmentation (an optional dependency: ``pip install 'deblur-cli[train]'``);
 the background behind a moving segment, which the photo never saw, is filled smoothly from
 its surroundings (it only shows, blurred, where the segment uncovers it during exposure).
 """
@@ -24,7 +24,7 @@ def require_skimage() -> None:
     """Raise a one-line ValueError when scikit-image (the ``train`` extra) is missing."""
     if importlib.util.find_spec("skimage") is None:
         raise ValueError(
-            "per-segment motion needs scikit-image: pip install 'deblur[train]' "
+            "per-segment motion needs scikit-image: pip install 'deblur-cli[train]' "
             "(or pip install 'scikit-image>=0.22')"
         )
 

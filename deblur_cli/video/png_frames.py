@@ -67,7 +67,8 @@ def export_frames(
     PNG is written atomically, so any that exists is whole); frames of an export with other
     settings raise ResumeConflict; ``resume=False`` deletes them and starts over.
     """
-    from ..io.images import write_image
+    from ..io.images import ImageInfo, write_image
+    from ..io.sniff import SOFTWARE
 
     src, folder = Path(src), Path(folder)
     info = info or probe(src)
@@ -86,7 +87,8 @@ def export_frames(
     save_frames_key(folder, key)
     total = info.expected_frames(start, end)
     times: list[str] = []
-    sink: Sink[tuple[Path, np.ndarray]] = Sink(lambda job: write_image(job[0], job[1]))
+    mark = ImageInfo(software=SOFTWARE)  # deblurred frames: 'deblur batch' leaves them out
+    sink: Sink[tuple[Path, np.ndarray]] = Sink(lambda job: write_image(job[0], job[1], mark))
     done = skipped = 0
     offset: int | None = None
     try:
