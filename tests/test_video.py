@@ -213,7 +213,7 @@ def test_bad_inputs(tmp_path: Path, tiny_weights: Path) -> None:
     clip = make_clip(tmp_path / "c.mp4", frames=2, audio=False)
     for extra, message in [
         (["--codec", "nope"], "unknown video encoder"),
-        (["-o", str(tmp_path / "x.xyz")], "unsupported video container"),
+        (["-o", str(tmp_path / "x.xyz")], "unknown video extension '.xyz'; use one of .mp4"),
         (["-o", str(clip)], "is the input"),
     ]:
         result = runner.invoke(main, ["video", str(clip), "-w", str(tiny_weights), *extra])
@@ -358,6 +358,9 @@ def test_ctrl_c_then_same_command_resumes(
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr
     assert "run the same command again" in errors[0]
+    # exactly what was kept: frames and video time (6 frames at 29.97 fps)
+    assert "kept 6 deblurred frames (0–5, the first 0.2 s of the video)" in errors[0]
+    assert "continue from frame 6" in errors[0]
     assert not out.exists()
     manifest = json.loads((parts_folder(out) / "manifest.json").read_text())
     assert sum(s["frames"] for s in manifest["segments"]) == 6  # two segments of 3 frames
@@ -366,17 +369,17 @@ def test_ctrl_c_then_same_command_resumes(
     result = CliRunner().invoke(main, args)  # the very same command: no --resume
     assert result.exit_code == 0, result.stderr
     assert calls["n"] == 12 - 6  # only the frames not done yet
-    assert "resuming: 2 finished segments (frames 0–5) reused" in result.stderr
+    assert "resuming: reused 2 finished segments (frames 0–5, 0.2 s of video)" in result.stderr
     assert read_clip(out)["times"] == pytest.approx(read_clip(clip)["times"], abs=1e-6)
     assert not parts_folder(out).exists()
 
     finished = out.read_bytes()
     result = CliRunner().invoke(main, args)  # finished: nothing to redo
     assert result.exit_code == 0, result.stderr
-    assert calls["n"] == 6 and "nothing to do" in result.stderr and "--force" in result.stderr
+    assert calls["n"] == 6 and "nothing to do" in result.stderr and "--overwrite" in result.stderr
     assert out.read_bytes() == finished
 
-    result = CliRunner().invoke(main, [*args, "--force"])
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
     assert result.exit_code == 0, result.stderr
     assert calls["n"] == 6 + 12 and "resuming" not in result.stderr
 
@@ -428,7 +431,8 @@ def test_rerun_with_other_settings_refuses_to_mix(
     result = CliRunner().invoke(main, changed)
     assert result.exit_code == 2, result.output
     line = one_error_line(result.stderr)
-    assert message in line and "1 finished segment (frames 0–2)" in line and "--force" in line
+    assert message in line and "2 finished segments (frames 0–3)" in line  # Ctrl-C keeps all
+    assert "--overwrite" in line
     assert calls["n"] == 0 and not out.exists()
     assert (parts_folder(out) / "manifest.json").read_text() == manifest  # nothing discarded
 
@@ -447,7 +451,8 @@ def test_library_resume_never_splices_other_jobs(clip: Path, tmp_path: Path) -> 
 
     with pytest.raises(KeyboardInterrupt):
         process_video(clip, out, stop_after_4, job={"model": "a"}, segment_seconds=0.1)
-    assert unfinished_run(clip, out, job={"model": "a"}, segment_seconds=0.1).frames == 3
+    # Ctrl-C closes the segment in progress: all 4 frames done are kept, not just 3.
+    assert unfinished_run(clip, out, job={"model": "a"}, segment_seconds=0.1).frames == 4
     with pytest.raises(ResumeConflict, match="other settings.*model a → b"):
         process_video(clip, out, lambda x: x, job={"model": "b"}, segment_seconds=0.1)
     result = process_video(clip, out, lambda x: x, job={"model": "b"}, resume=False)
@@ -471,20 +476,21 @@ def test_frames_dir_rerun_resumes_and_refuses_other_range(
     calls = interrupt_after(monkeypatch, None)
     result = CliRunner().invoke(main, [*args, "--resume"])  # the old flag is still accepted
     assert result.exit_code == 0, result.stderr
-    assert calls["n"] == 12 - 5 and "resuming: 5 finished frames (0–4) reused" in result.stderr
+    assert calls["n"] == 12 - 5 and "resuming: reused 5 finished frames (0–4)" in result.stderr
     assert len(list(folder.glob("frame_*.png"))) == 12
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0 and "nothing to do" in result.stderr and calls["n"] == 7
 
-    result = CliRunner().invoke(main, [*args, "--force", "--end", "0.2"])
+    result = CliRunner().invoke(main, [*args, "--overwrite", "--end", "0.2"])
     assert result.exit_code == 0, result.stderr
     assert calls["n"] == 7 + 6 and len(list(folder.glob("frame_*.png"))) == 6  # old ones gone
 
 
-def test_help_offers_force_not_resume() -> None:
+def test_help_offers_overwrite_not_the_old_names() -> None:
     result = CliRunner().invoke(main, ["video", "--help"])
-    assert "--force" in result.output and "--restart" in result.output
-    assert "--resume" not in result.output and "same command" in result.output
+    assert "--overwrite" in result.output and "same command" in result.output
+    for old in ("--force", "--restart", "--resume"):  # still accepted, no longer shown
+        assert old not in result.output
 
 
 # The child runs the real CLI, but its per-frame function tells the parent (through a pipe)
@@ -558,7 +564,7 @@ def test_resume_after_sigkill(
     monkeypatch.setattr(video_cmd, "deblur_array", count)
     result = CliRunner().invoke(main, args)  # the same command again
     assert result.exit_code == 0, result.stderr
-    assert "resuming: 2 finished segments (frames 0–5) reused" in result.stderr
+    assert "resuming: reused 2 finished segments (frames 0–5, 0.2 s of video)" in result.stderr
     assert len(seen) == 30 - 6
     info = read_clip(out)
     assert info["times"] == pytest.approx([i / FPS for i in range(30)], abs=1e-6)

@@ -18,15 +18,16 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..errors import DeblurError
+from ..errors import DeblurError, OutputError
 from .common import console, describe, frame_batch_option, model_options, open_model
 
 if TYPE_CHECKING:
     import numpy as np
 
-# deblur_cli.video.SEGMENT_SECONDS (tests/test_cli.py checks they agree): the video module
-# imports PyAV, which --help must not pay for.
+# deblur_cli.video.SEGMENT_SECONDS and SEGMENT_WORK_SECONDS (tests/test_cli.py checks they
+# agree): the video module imports PyAV, which --help must not pay for.
 SEGMENT_SECONDS = 2.0
+SEGMENT_WORK_SECONDS = 15.0
 
 
 def deblur_array(model, rgb: np.ndarray) -> np.ndarray:
@@ -108,13 +109,13 @@ class FpsColumn(ProgressColumn):
     help="Write deblurred PNG frames (upright) and timestamps.txt here instead of a video.",
 )
 @click.option(
-    "--force",
-    "--restart",
-    "force",
+    "--overwrite",
     is_flag=True,
-    help="Start over: discard the finished segments (or frames) of an earlier run and "
-    "replace an existing output.",
+    help="Start over: replace an existing output and discard the finished segments (or "
+    "frames) an earlier run left. Without it an existing output is never touched.",
 )
+@click.option("--force", "overwrite", is_flag=True, hidden=True, help="Old name of --overwrite.")
+@click.option("--restart", "overwrite", is_flag=True, hidden=True, help="Old name of --overwrite.")
 @click.option(
     "--resume",
     is_flag=True,
@@ -127,7 +128,8 @@ class FpsColumn(ProgressColumn):
     default=SEGMENT_SECONDS,
     show_default=True,
     metavar="SECONDS",
-    help="Resume granularity: video is encoded in pieces this long, each on a keyframe.",
+    help="Resume granularity: video is encoded in pieces this long, each on a keyframe, "
+    f"or shorter: a piece also closes after {SEGMENT_WORK_SECONDS:g} s of work.",
 )
 def video(
     input: Path,
@@ -145,7 +147,7 @@ def video(
     start: float | None,
     end: float | None,
     frames_dir: Path | None,
-    force: bool,
+    overwrite: bool,
     resume: bool,
     segment: float,
 ) -> None:
@@ -158,11 +160,12 @@ def video(
       deblur video clip.mp4 --start 0:12 --end 0:20
       deblur video clip.mp4 --frames-dir frames/
 
-    An interrupted run (Ctrl-C, a crash, a kill) resumes when the same command is run
-    again: finished segments are reused, at most the last couple of seconds are redone.
-    Work made with other settings is never mixed in; --force starts over.
+    An interrupted run resumes when the same command is run again. Ctrl-C keeps every
+    frame already deblurred; a crash or a kill loses at most the segment in progress
+    (--segment seconds of video or 15 s of work, whichever is less). Work made with
+    other settings is never mixed in; --overwrite starts over.
     """
-    from ..photos import default_output
+    from ..outputs import check_writable, default_output
     from ..video import (
         EncodeSettings,
         VideoResult,
@@ -177,7 +180,9 @@ def video(
         resolve_auto,
         unfinished_export,
         unfinished_run,
+        why_starting_over,
     )
+    from ..video.resume import ResumeConflict
 
     if output is not None and frames_dir is not None:
         raise click.UsageError("give either --output or --frames-dir, not both")
@@ -187,12 +192,20 @@ def video(
     info.check_range(start, end)  # before the model loads: a range past the end is a typo
     settings = EncodeSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
     dst = output or default_output(input)
-    if frames_dir is None:  # fail on a bad output before spending time loading the model
+    # Fail on a bad destination before spending time loading the model.
+    if frames_dir is None:
         check_output(input, dst)
         check_encoder(settings, info, dst)
-    if not force and (finished_export(frames_dir) if frames_dir else finished_output(dst)):
+        check_writable([dst])
+    else:
+        if frames_dir.exists() and not frames_dir.is_dir():
+            raise click.UsageError(f"--frames-dir {frames_dir}: exists and is not a folder")
+        check_writable([frames_dir / "frame_000000.png"])
+    if not overwrite and (finished_export(frames_dir) if frames_dir else dst.exists()):
+        if frames_dir is None and not finished_output(dst):
+            raise OutputError(f"{dst} exists; add --overwrite to replace it")
         what = f"{frames_dir} holds a finished export" if frames_dir else f"{dst} exists"
-        console.print(Text(f"{what}: nothing to do (add --force to make it again)"), soft_wrap=True)
+        console.print(Text(f"{what}: nothing to do (add --overwrite to make it again)"))
         return
     model = open_model(weights, device, precision, tile, overlap)
     settings = resolve_auto(settings, str(model.device))
@@ -207,16 +220,28 @@ def video(
         "overlap": model.overlap,
     }
 
-    reused = None  # refuse to mix in work made with other settings, and say what is reused
-    if not force and frames_dir is not None:
-        count = unfinished_export(input, frames_dir, start=start, end=end, job=job)
-        reused = f"{count} finished frames (0–{count - 1})" if count else None
-    elif not force:
-        manifest = unfinished_run(
-            input, dst, settings=settings, start=start, end=end, segment_seconds=segment,
-            job=job, info=info,
-        )  # fmt: skip
-        reused = manifest.describe() if manifest else None
+    # Refuse to mix in work made with other settings (--overwrite discards it), and say
+    # what is reused, or why the run starts over.
+    reused = restart = None
+    carry_on = True
+    try:
+        if frames_dir is not None:
+            count = unfinished_export(input, frames_dir, start=start, end=end, job=job)
+            reused = f"{count} finished frames (0–{count - 1})" if count else None
+        else:
+            manifest = unfinished_run(
+                input, dst, settings=settings, start=start, end=end, segment_seconds=segment,
+                job=job, info=info,
+            )  # fmt: skip
+            if manifest is not None:
+                reused = manifest.describe(manifest.seconds(info.time_base, info.rate))
+            else:
+                restart = why_starting_over(parts_folder(dst))
+    except ResumeConflict as err:
+        if not overwrite:
+            raise
+        carry_on = False
+        restart = f"--overwrite discards {str(err).split(': run the same command')[0]}"
     console.print(
         f"[dim]{describe(model)}"
         + (f"; {per_call} frames per forward pass" if per_call > 1 else "")
@@ -235,7 +260,9 @@ def video(
         + "[/dim]"
     )
     if reused:
-        console.print(Text(f"resuming: {reused} reused"), soft_wrap=True)
+        console.print(Text(f"resuming: reused {reused}"))
+    elif restart:
+        console.print(Text(f"starting over: {restart}"))
 
     def fn(rgb: np.ndarray) -> np.ndarray:
         return deblur_array(model, rgb)
@@ -273,7 +300,7 @@ def video(
                     fn,
                     start=start,
                     end=end,
-                    resume=not force,
+                    resume=carry_on,
                     job=job,
                     progress=progress,
                     info=info,
@@ -286,7 +313,7 @@ def video(
                     settings=settings,
                     start=start,
                     end=end,
-                    resume=not force,
+                    resume=carry_on,
                     segment_seconds=segment,
                     job=job,
                     progress=progress,
@@ -296,14 +323,41 @@ def video(
                     frames_per_call=per_call,
                 )
         except KeyboardInterrupt:
-            where = frames_dir or parts_folder(dst)
-            raise Interrupted(
-                f"interrupted after {done} frames; finished work is kept in {where}: "
-                "run the same command again to continue"
-            ) from None
+            raise Interrupted(kept_line(input, dst, frames_dir, info, done)) from None
     for line in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {line}")
     console.print(f"{input} → [bold]{result.output}[/bold] ({result.frames} frames)")
+
+
+def format_seconds(seconds: float) -> str:
+    """``12.4 s`` or ``3:05.2`` (minutes) for a stretch of video."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def kept_line(input: Path, dst: Path, frames_dir: Path | None, info, done: int) -> str:
+    """After Ctrl-C: exactly what was kept (frames and video time) and where, read back from
+    what is on disk, and how to go on."""
+    from ..video import Manifest, parts_folder
+    from ..video.resume import frame_files
+
+    if frames_dir is not None:
+        kept = len(frame_files(frames_dir))
+        where, seconds = frames_dir, None
+    else:
+        manifest = Manifest.load(parts_folder(dst))
+        kept = manifest.frames if manifest else 0
+        where = parts_folder(dst)
+        seconds = manifest.seconds(info.time_base, info.rate) if manifest else 0.0
+    if not kept:
+        return f"interrupted after {done} frames; nothing was kept, the next run starts over"
+    span = f", the first {format_seconds(seconds)} of the video" if seconds is not None else ""
+    return (
+        f"interrupted: kept {kept} deblurred frames (0–{kept - 1}{span}) in {where}; run "
+        f"the same command again to continue from frame {kept}"
+    )
 
 
 COMMANDS = [video]

@@ -92,6 +92,9 @@ def header_size(path: Path) -> tuple[int, int] | None:
     (the decoder then has the last word)."""
     from PIL import Image
 
+    # Our own limit (check_size) replaces Pillow's decompression-bomb guard, which would
+    # refuse a 180 MP camera file (io/images.py does the same).
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with Image.open(path) as im:
             return im.size

@@ -41,6 +41,7 @@ from .ffmpeg import CONTAINERS, VIDEO_EXTENSIONS, container_format
 from .mux import mux
 from .pipeline import (
     SEGMENT_SECONDS,
+    SEGMENT_WORK_SECONDS,
     FrameFn,
     FramesFn,
     ProgressFn,
@@ -52,7 +53,14 @@ from .pipeline import (
 )
 from .png_frames import export_frames, finished_export, unfinished_export
 from .probe import VideoInfo, probe
-from .resume import MANIFEST, MANIFEST_VERSION, Manifest, ResumeConflict, parts_folder
+from .resume import (
+    MANIFEST,
+    MANIFEST_VERSION,
+    Manifest,
+    ResumeConflict,
+    parts_folder,
+    why_starting_over,
+)
 from .segments import ProcessedFrame, SegmentWriter
 from .threads import QUEUE_FRAMES, Sink, prefetch
 from .timecode import parse_time
@@ -63,6 +71,7 @@ __all__ = [
     "MANIFEST_VERSION",
     "QUEUE_FRAMES",
     "SEGMENT_SECONDS",
+    "SEGMENT_WORK_SECONDS",
     "VIDEO_EXTENSIONS",
     "EncodeSettings",
     "FrameFn",
@@ -92,4 +101,5 @@ __all__ = [
     "resolve_auto",
     "unfinished_export",
     "unfinished_run",
+    "why_starting_over",
 ]

@@ -8,7 +8,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import OutputError, ResourceError
+from ..errors import InputError, ResourceError
 
 try:
     import av
@@ -47,9 +47,9 @@ def reason(err: BaseException) -> str:
 def container_format(path: Path) -> str:
     fmt = CONTAINERS.get(path.suffix.lower())
     if fmt is None:
-        raise OutputError(
-            f"{path}: unsupported video container {path.suffix!r} "
-            f"(use {', '.join(VIDEO_EXTENSIONS)})"
+        raise InputError(  # a usage error (exit 2), like an unknown image extension
+            f"{path}: unknown video extension {path.suffix!r}; use one of "
+            f"{', '.join(VIDEO_EXTENSIONS)}"
         )
     return fmt
 

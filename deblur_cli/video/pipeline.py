@@ -32,6 +32,9 @@ FrameFn = Callable[[np.ndarray], np.ndarray]
 FramesFn = Callable[[list[np.ndarray]], list[np.ndarray]]
 ProgressFn = Callable[[int, "int | None"], None]
 SEGMENT_SECONDS = 2.0
+# A segment also closes after this much work (seconds since its first frame arrived), so
+# that a kill on a slow device loses at most this much; Ctrl-C loses nothing finished.
+SEGMENT_WORK_SECONDS = 15.0
 
 
 @dataclass
@@ -135,6 +138,7 @@ def process_video(
     codec_threads: int = 0,
     frames_fn: FramesFn | None = None,
     frames_per_call: int = 1,
+    segment_work_seconds: float | None = SEGMENT_WORK_SECONDS,
 ) -> VideoResult:
     """Run ``fn`` over every frame of ``src`` in [start, end) and write ``dst``.
 
@@ -148,7 +152,10 @@ def process_video(
     outpaces a network on the CPU many times over.
 
     An earlier run for ``dst`` that stopped part-way (Ctrl-C, a crash, a kill) is carried on
-    from its finished segments; ``resume=False`` discards them and starts over. ``job``
+    from its finished segments; ``resume=False`` discards them and starts over. A segment
+    closes after ``segment_seconds`` of video or ``segment_work_seconds`` of work, whichever
+    comes first, so a kill loses at most that much work; on Ctrl-C (KeyboardInterrupt) the
+    segment in progress is closed too, keeping every frame already deblurred. ``job``
     identifies whatever ``fn`` does (model, precision...): segments made with other settings,
     another model or another input are never spliced in (ResumeConflict).
     """
@@ -175,7 +182,15 @@ def process_video(
     if total is not None and total < done:
         total = None
     after = manifest.segments[-1]["last_pts"] if manifest.segments else None
-    writer = SegmentWriter(folder, manifest, info, settings, key["segment_frames"], codec_threads)
+    writer = SegmentWriter(
+        folder,
+        manifest,
+        info,
+        settings,
+        key["segment_frames"],
+        codec_threads,
+        max_seconds=segment_work_seconds,
+    )
     sink: Sink[ProcessedFrame] = Sink(writer.add, encode_queue_frames(info))
     if progress:
         progress(done, total)
@@ -209,10 +224,13 @@ def process_video(
         writer.finish()
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt):
-            # Keep what was already deblurred: the few queued frames are encoded, so every
-            # segment they complete is kept for the next run. A second Ctrl-C skips this.
+            # Keep everything already deblurred: the queued frames are encoded and the
+            # segment in progress is closed where it stands (every segment starts on a
+            # keyframe of its own), so the next run goes on from the last frame done. A
+            # second Ctrl-C skips this.
             try:
                 sink.close()
+                writer.finish()
             except BaseException:  # noqa: BLE001 - the first interruption is re-raised below
                 sink.abort()
         else:

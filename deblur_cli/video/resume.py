@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,20 @@ class Manifest:
     def frames(self) -> int:
         return sum(s["frames"] for s in self.segments)
 
-    def describe(self) -> str:
-        """``3 finished segments (frames 0–359)``: what a resumed run reuses."""
+    def describe(self, seconds: float | None = None) -> str:
+        """``3 finished segments (frames 0–359)``, with ``seconds`` ``(frames 0–359, 12.0 s
+        of video)``: what a resumed run reuses."""
         n = len(self.segments)
-        return f"{n} finished segment{'s' if n != 1 else ''} (frames 0–{self.frames - 1})"
+        span = f", {seconds:.1f} s of video" if seconds is not None else ""
+        return f"{n} finished segment{'s' if n != 1 else ''} (frames 0–{self.frames - 1}{span})"
+
+    def seconds(self, time_base: Fraction, rate: Fraction) -> float:
+        """How much of the output the finished segments hold: from the first frame to the
+        end of the last one (its timestamp plus one frame at the nominal rate)."""
+        if not self.segments or self.offset_pts is None:
+            return 0.0
+        last = self.segments[-1]["last_pts"] - self.offset_pts
+        return float(last * time_base) + (1 / float(rate) if rate else 0.0)
 
     def save(self, folder: Path) -> None:
         data = {
@@ -85,6 +96,29 @@ class Manifest:
         if len(segments) != len(data.get("segments", [])):
             return None  # a part went missing: its successors cannot be trusted either
         return cls(data["key"], data.get("offset_pts"), segments)
+
+
+def why_starting_over(folder: Path) -> str | None:
+    """Why the work in ``folder`` (a parts folder that exists) cannot be carried on, in
+    words for the person who re-runs the command; None when there is nothing to say (no
+    folder, or finished segments that ``Manifest.load`` accepts)."""
+    if not folder.is_dir():
+        return None
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return f"{folder} has no {MANIFEST} (the earlier run stopped before its first segment)"
+    except (OSError, ValueError):
+        return f"{folder}/{MANIFEST} is unreadable"
+    if data.get("version") != MANIFEST_VERSION:
+        return f"{folder} was left by another version of deblur"
+    segments = data.get("segments", [])
+    if not segments:
+        return "the earlier run stopped before it finished a segment"
+    missing = [s["file"] for s in segments if not (folder / s["file"]).is_file()]
+    if missing:
+        return f"a finished segment ({missing[0]}) is missing from {folder}"
+    return None
 
 
 def parts_folder(dst: Path) -> Path:
@@ -151,7 +185,7 @@ def conflict(where: Path, what: str, old: dict[str, Any] | None, new: dict[str, 
     why = "; ".join(key_differences(old, new)) if old is not None else "made by an unknown run"
     return (
         f"{where} holds {what} of a run with other settings ({why}): run the same command "
-        "as before to resume it, or add --force to start over"
+        "as before to resume it, or add --overwrite to start over"
     )
 
 

@@ -4,6 +4,7 @@ manifest only once it is complete on disk."""
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,15 @@ class SegmentWriter:
         settings: EncodeSettings,
         segment_frames: int,
         threads: int = 0,
+        max_seconds: float | None = None,
     ) -> None:
-        """``threads``: encoder threads, 0 for the codec's own choice (one per core)."""
+        """``threads``: encoder threads, 0 for the codec's own choice (one per core).
+
+        A segment closes after ``segment_frames`` frames or, when ``max_seconds`` is given,
+        once that much time has passed since its first frame arrived, whichever comes first:
+        frames arrive as fast as the network makes them, so on a slow device a kill loses at
+        most ``max_seconds`` of its work, however few frames that is."""
+        self.max_seconds = max_seconds
         self.folder = folder
         self.threads = threads
         self.manifest = manifest
@@ -89,6 +97,7 @@ class SegmentWriter:
         self._stack, self._out, self._stream = stack, out, stream
         self._count, self._first_pts = 0, first_pts
         self._base: int | None = None
+        self._opened = time.monotonic()
 
     def add(self, frame: ProcessedFrame) -> None:
         if self.manifest.offset_pts is None:
@@ -123,7 +132,9 @@ class SegmentWriter:
             raise OutputError(f"encoding failed ({reason(err)})") from None
         self._count += 1
         self._last_src = frame.pts
-        if self._count >= self.segment_frames:
+        if self._count >= self.segment_frames or (
+            self.max_seconds is not None and time.monotonic() - self._opened >= self.max_seconds
+        ):
             self.finish()
 
     def finish(self) -> None:
