@@ -3,8 +3,10 @@
 Each command runs in a fresh interpreter (``python -m deblur_cli ...``), the way a user runs
 it; variants are interleaved run by run so that machine noise hits them alike. The goal is
 ``--help`` <= 0.3 s everywhere (the heavy stack — torch ~1.3 s, cv2, PyAV — is imported only
-by the commands that use it). ``--ref`` also times another git revision of the package,
-checked out into a temporary folder, and prints the ratio.
+by the commands that use it), and as much for an input refused from its bytes (an empty file,
+a picture under the minimum size) or an option refused while parsing (``--tile 3``).
+``--ref`` also times another git revision of the package, checked out into a temporary
+folder, and prints the ratio.
 
     python benchmarks/bench_startup.py --runs 7
     python benchmarks/bench_startup.py --runs 7 --ref HEAD~3
@@ -34,7 +36,10 @@ COMMANDS = [
     ["demo", "--help"],
     ["weights", "list"],
     ["image", "no-such-file.png"],  # time to the first error line: what a typo costs
-    ["image", "{tiny}", "-o", "{out}", "--device", "cpu"],  # a whole one-image run, 64x64
+    ["image", "{empty}"],  # refused from its bytes, before torch (goal 0.3 s)
+    ["image", "{tiny4}"],  # 4x4: under the 8x8 minimum, refused from its header
+    ["image", "{tiny}", "--tile", "3"],  # a tile that cannot work: refused while parsing
+    ["image", "{tiny}", "-o", "{out}", "--device", "cpu", "--overwrite"],  # a whole run, 64x64
 ]
 
 
@@ -77,8 +82,15 @@ def main() -> None:
         sources = {"now": ROOT}
         if args.ref:
             sources[args.ref] = export_ref(args.ref, Path(tmp) / "ref")
-        files = {"tiny": str(Path(tmp) / "tiny.png"), "out": str(Path(tmp) / "out.png")}
+        files = {
+            "tiny": str(Path(tmp) / "tiny.png"),
+            "out": str(Path(tmp) / "out.png"),
+            "empty": str(Path(tmp) / "empty.jpg"),
+            "tiny4": str(Path(tmp) / "tiny4.png"),
+        }
         _write_tiny_png(Path(files["tiny"]))
+        _write_tiny_png(Path(files["tiny4"]), side=4)
+        Path(files["empty"]).touch()
         floor: list[float] = []
         times: dict[str, dict[str, list[float]]] = {}
         for _ in range(args.runs):
@@ -95,7 +107,7 @@ def main() -> None:
     if args.ref:
         header += f" {args.ref + ' wall':>14} {'ratio':>6}"
     print(header + f"  goal {GOAL_S} s (wall, cpu)")
-    shown = {"tiny": "tiny.png", "out": "out.png"}
+    shown = {"tiny": "tiny.png", "out": "out.png", "empty": "empty.jpg", "tiny4": "tiny4.png"}
     for argv in COMMANDS:
         samples = times[" ".join(argv)]
         wall = [w for w, _ in samples["now"]]
@@ -106,14 +118,14 @@ def main() -> None:
         if args.ref:
             ref = statistics.median(w for w, _ in samples[args.ref])
             row += f" {ref:>14.3f} {ref / statistics.median(wall):>5.1f}x"
-        if "--help" in argv:
+        if "--help" in argv or argv[-1] in ("{empty}", "{tiny4}", "3"):
             marks = ["ok" if v <= GOAL_S else "over" for v in (statistics.median(wall), cpu)]
             row += "  " + ", ".join(marks)
         print(row)
 
 
-def _write_tiny_png(path: Path) -> None:
-    """A 64x64 grey PNG written with the standard library (no numpy/cv2 in this process)."""
+def _write_tiny_png(path: Path, side: int = 64) -> None:
+    """A grey PNG (64x64) written with the standard library (no numpy/cv2 in this process)."""
     import struct
     import zlib
 
@@ -121,8 +133,8 @@ def _write_tiny_png(path: Path) -> None:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    rows = b"".join(b"\x00" + bytes([128]) * 64 * 3 for _ in range(64))
-    header = struct.pack(">IIBBBBB", 64, 64, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + bytes([128]) * side * 3 for _ in range(side))
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
     path.write_bytes(png + chunk(b"IEND", b""))
 
