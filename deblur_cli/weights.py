@@ -95,6 +95,7 @@ def save_derived_weights(
         source=f"{how} from {parent.metadata.get('source', parent_name)}",
         derived_from=f"{parent_name}: {derived_from}",
         training_data=parent.metadata.get("training_data", ""),
+        distilled_from=parent.metadata.get("distilled_from"),
     )
 
 

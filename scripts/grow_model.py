@@ -2,6 +2,7 @@
 
     python scripts/grow_model.py light-gopro --feats 64 wide-init.safetensors
     python scripts/grow_model.py light-gopro --blocks 11 deep-init.safetensors
+    python scripts/grow_model.py light-gopro --kernel 5 wide-view-init.safetensors
 
 Why: comparing a larger config with the trained default on the same data and budget is only
 fair if both start from the same function; a larger network trained from scratch would first
@@ -12,7 +13,10 @@ spend most of the budget catching up. So the new parts start "switched off":
   weights *from* new channels into old ones and into the RGB tail are zero, so the output is
   unchanged;
 - deeper (``--blocks``): appended ResBlocks get a random first conv and a zero second conv,
-  so each adds exactly nothing until training moves it.
+  so each adds exactly nothing until training moves it;
+- larger kernels (``--kernel``, e.g. the paper's 5x5): every kernel is zero-padded in the
+  middle of the larger one (padding grows with it), so each conv computes what it did, and
+  the new taps widen the receptive field as training moves them off zero.
 
 Fine-tuning the result (``deblur train --init``) then measures what the extra capacity buys.
 """
@@ -87,12 +91,24 @@ def grow(
     return grown
 
 
+def widen_kernels(state: dict[str, torch.Tensor], kernel: int) -> dict[str, torch.Tensor]:
+    """Every k x k conv kernel centred in a ``kernel`` x ``kernel`` one of zeros."""
+    out = {}
+    for key, tensor in state.items():
+        if tensor.dim() == 4 and tensor.shape[-1] < kernel:
+            pad = (kernel - tensor.shape[-1]) // 2
+            tensor = torch.nn.functional.pad(tensor, (pad, pad, pad, pad))
+        out[key] = tensor.clone()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", help="trained weights: a registry name or a file")
     parser.add_argument("output", help="where to write the grown .safetensors file")
     parser.add_argument("--feats", type=int, help="feature channels (default: unchanged)")
     parser.add_argument("--blocks", type=int, help="ResBlocks per scale (default: unchanged)")
+    parser.add_argument("--kernel", type=int, help="kernel size, odd (default: unchanged)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -100,10 +116,14 @@ def main() -> None:
     config = weights.config
     feats = args.feats or config.n_feats
     blocks = args.blocks or config.n_resblocks
-    if feats < config.n_feats or blocks < config.n_resblocks:
+    kernel = args.kernel or config.kernel_size
+    if feats < config.n_feats or blocks < config.n_resblocks or kernel < config.kernel_size:
         parser.error(f"can only grow: the source has {config.summary()}")
+    if kernel % 2 == 0:
+        parser.error("--kernel must be odd")
     state = grow(weights.state_dict, feats, blocks, args.seed)
-    new_config = replace(config, n_feats=feats, n_resblocks=blocks)
+    state = widen_kernels(state, kernel)
+    new_config = replace(config, n_feats=feats, n_resblocks=blocks, kernel_size=kernel)
     build_model(new_config).load_state_dict(state)  # shapes checked before anything is written
     change = f"{config.summary()} -> {new_config.summary()}, same output"
     path = save_derived_weights(

@@ -135,12 +135,13 @@ def test_grown_network_computes_what_the_trained_one_does(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "grow_model.py"
     out = tmp_path / "grown.safetensors"
     proc = subprocess.run(
-        [sys.executable, str(script), "light-gopro", str(out), "--feats", "40", "--blocks", "9"],
+        [sys.executable, str(script), "light-gopro", str(out), "--feats", "40", "--blocks", "9",
+         "--kernel", "5"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     small, grown = load_model("light-gopro", "cpu", "fp32"), load_model(out, "cpu", "fp32")
-    assert (grown.config.n_feats, grown.config.n_resblocks) == (40, 9)
+    assert (grown.config.n_feats, grown.config.n_resblocks, grown.config.kernel_size) == (40, 9, 5)
     assert grown.config.residual
     blurry, _ = read_image(Path(__file__).resolve().parents[1] / "deblur_cli/examples/blurry.png")
     crop = blurry[:96, :128]
@@ -152,3 +153,5 @@ def test_grown_network_computes_what_the_trained_one_does(tmp_path):
     assert not block[:32, 32:].any()  # ...but the old never see the new
     assert not state["body_models.0.body.10.weight"][:, 32:].any()  # nor does the RGB tail
     assert not state["body_models.0.body.9.body.2.weight"].any()  # an added block adds 0
+    head = state["body_models.0.body.0.weight"]  # 3x3 taps in the middle of 5x5 zeros
+    assert head[..., 1:4, 1:4].any() and not head[..., 0, :].any() and not head[..., :, 4].any()

@@ -76,6 +76,17 @@ def parse_synth_options(items: tuple[str, ...]) -> dict[str, Any]:
     return options
 
 
+def parse_teacher_on(text: str) -> tuple[str, ...]:
+    from ..errors import InputError
+    from ..train.distil import parse_kinds
+
+    try:
+        return parse_kinds(text)
+    except InputError as err:
+        message = str(err).removeprefix("--teacher-on: ")
+        raise click.BadParameter(message, param_hint="--teacher-on") from None
+
+
 def format_duration(seconds: float) -> str:
     """3 d 4 h, 2 h 05 min, 7 min 30 s: the units a person plans with."""
     seconds = max(0, round(seconds))
@@ -173,6 +184,8 @@ class LiveView:
             self._print(f"[yellow]{info['val_note']}[/yellow]")
         for source in info["sources"]:
             self._print(f"[dim]  data: {source}[/dim]")
+        if info.get("teacher"):
+            self._print(f"[dim]  teacher: {info['teacher']} labels the taught samples[/dim]")
         verb = "resuming at step" if info["resumed"] else "starting at step"
         self._print(f"{verb} {info['start']} of {info['total']:,}")
         self.total, self.start_step, self.step = info["total"], info["start"], info["start"]
@@ -228,6 +241,8 @@ class LiveView:
         pace = f"{rate:.2f} it/s" if rate >= 0.1 else f"{1 / rate:.1f} s/it" if rate else ""
         if pace and info.get("data_share", 0) >= 0.05:  # the loader, not the network, waits
             pace += f" ({100 * info['data_share']:.0f}% waiting for data)"
+        if pace and info.get("teacher_share_time", 0) >= 0.05:
+            pace += f" ({100 * info['teacher_share_time']:.0f}% teacher)"
         self.text.update(loss=loss, rate=pace)
         self.progress.update(self.task, loss=self.text["loss"], rate=self.text["rate"])
         self._estimate(force=True)
@@ -273,6 +288,59 @@ def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
         "--config paper --steps 131400 --batch 16 --patch 256 to insist)"
     )
     return f"chose {', '.join(parts)}: {why}"
+
+
+def source_options(command):
+    """The options that shape what DATA yields: shared by 'deblur train' and 'deblur synth
+    teach', so a bank is built from exactly the data a run would see."""
+    for option in reversed(_SOURCE_OPTIONS):
+        command = option(command)
+    return command
+
+
+_SOURCE_OPTIONS = [
+    click.option(
+        "--blur-dir",
+        type=click.Choice(["auto", "blur_gamma", "blur"]),
+        default="auto",
+        show_default=True,
+        help="GOPRO scenes: which blurry folder (auto prefers blur_gamma, as official).",
+    ),
+    click.option(
+        "--frames-gamma",
+        default="2.2",
+        show_default=True,
+        metavar="G[,G...]",
+        help="frames: camera gamma for averaging (2.2 = linear light, as GOPRO's blur_gamma; "
+        "1 = code values, as GOPRO's blur). Several: each pair draws one, e.g. 1,2.2.",
+    ),
+    click.option(
+        "--frames-crf",
+        type=click.Path(path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="frames: measured inverse camera response instead of the linear-light gamma "
+        "(.npy/.txt; e.g. REDS's gopro_hero6_inverse_crf.npy, OpenCV BGR layout understood); "
+        "with --frames-gamma 1,2.2 each pair draws code values or the CRF.",
+    ),
+    click.option(
+        "--frames-count",
+        default="7-13",
+        show_default=True,
+        callback=parse_range(int, minimum=2),
+        metavar="A-B",
+        help="frames: how many consecutive frames each blurry image averages, drawn in A-B "
+        "(GOPRO: 7-13 at 240 fps). More frames = a longer exposure: the larger blur of faster "
+        "motion than the footage holds.",
+    ),
+    click.option(
+        "--synth-opt",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Option for synthetic stills over the training mix (deblur_cli.synth.TRAIN_MIX), "
+        "e.g. segments=3, highlights=8, crf=FILE, code_share=0.5; mix=none: plain options.",
+    ),
+]
 
 
 @click.command("train")
@@ -358,40 +426,7 @@ def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
     show_default=True,
     help="Data-loading processes (0 = in the training process).",
 )
-@click.option(
-    "--blur-dir",
-    type=click.Choice(["auto", "blur_gamma", "blur"]),
-    default="auto",
-    show_default=True,
-    help="GOPRO scenes: which blurry folder (auto prefers blur_gamma, as official).",
-)
-@click.option(
-    "--frames-gamma",
-    default="2.2",
-    show_default=True,
-    metavar="G[,G...]",
-    help="frames: camera gamma for averaging (2.2 = linear light, as GOPRO's blur_gamma; "
-    "1 = code values, as GOPRO's blur). Several: each pair draws one, e.g. 1,2.2.",
-)
-@click.option(
-    "--frames-crf",
-    type=click.Path(path_type=Path),
-    default=None,
-    metavar="FILE",
-    help="frames: measured inverse camera response instead of the linear-light gamma "
-    "(.npy/.txt; e.g. REDS's gopro_hero6_inverse_crf.npy, OpenCV BGR layout understood); "
-    "with --frames-gamma 1,2.2 each pair draws code values or the CRF.",
-)
-@click.option(
-    "--frames-count",
-    default="7-13",
-    show_default=True,
-    callback=parse_range(int, minimum=2),
-    metavar="A-B",
-    help="frames: how many consecutive frames each blurry image averages, drawn in A-B "
-    "(GOPRO: 7-13 at 240 fps). More frames = a longer exposure: the larger blur of faster "
-    "motion than the footage holds.",
-)
+@source_options
 @click.option("--no-flip", is_flag=True, help="No horizontal/vertical flips.")
 @click.option("--no-transpose", is_flag=True, help="No transposes (rot90).")
 @click.option("--no-channel-shuffle", is_flag=True, help="No RGB permutation.")
@@ -412,11 +447,35 @@ def describe_chosen(chosen: dict[str, Any], device: str, resumed: bool) -> str:
 )
 @click.option("--no-augment", is_flag=True, help="Switch every augmentation off.")
 @click.option(
-    "--synth-opt",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Option for synthetic stills over the training mix (deblur_cli.synth.TRAIN_MIX), "
-    "e.g. segments=3, highlights=8, crf=FILE, code_share=0.5; mix=none: plain options.",
+    "--teacher",
+    default=None,
+    metavar="SPEC",
+    help="Distil: a network labels the training inputs (a DMPHN .safetensors, or any "
+    "--weights SPEC). Needed for blurry:DIR. On a CPU build a bank first (deblur synth "
+    "teach): the teacher costs more than the student's step.",
+)
+@click.option(
+    "--teacher-share",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Share of samples with ground truth that train on the teacher's output instead "
+    "(kinds in --teacher-on, and bank:DIR crops).",
+)
+@click.option(
+    "--teacher-on",
+    default="frames,stills,gopro,pairs",
+    show_default=True,
+    metavar="KINDS",
+    help="With --teacher: the kinds whose truth it may replace (identity too, if named).",
+)
+@click.option(
+    "--mixup",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="With --teacher: share of taught inputs blended with another; the teacher labels "
+    "the blend.",
 )
 @click.option(
     "--val",
@@ -512,6 +571,10 @@ def train(
     no_augment: bool,
     synth_opt: tuple[str, ...],
     identity_fraction: float,
+    teacher: str | None,
+    teacher_share: float,
+    teacher_on: str,
+    mixup: float,
     val_data: tuple[str, ...],
     val_count: int,
     val_every: int,
@@ -535,6 +598,9 @@ def train(
       identity:DIR  sharp photos as their own targets (input: mild noise/JPEG),
                   so the network leaves sharp content alone; see
                   --identity-fraction
+      blurry:DIR  real blurry photos without ground truth: --teacher labels them
+      bank:DIR    crops restored by a teacher ('deblur synth teach'); see
+                  --teacher-share
     Without a prefix the layout is guessed (a flat image folder counts as stills).
 
     \b
@@ -594,6 +660,10 @@ def train(
         frames_count=frames_count,
         synth_options=parse_synth_options(synth_opt),
         identity_fraction=identity_fraction,
+        teacher=teacher,
+        teacher_share=teacher_share,
+        teacher_on=parse_teacher_on(teacher_on),
+        mixup=mixup,
         val=list(val_data),
         val_count=val_count,
         val_every=val_every,

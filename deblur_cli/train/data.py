@@ -15,15 +15,17 @@ Layouts recognised by :func:`open_source` (``KIND:PATH`` forces a kind):
   7–13 consecutive frames are averaged in linear light, the middle frame is the target;
 * ``stills`` — sharp photos, blurred by ``deblur_cli.synth.synth_still`` (camera shake,
   moving segments, highlights, noise...), with ``synth.TRAIN_MIX`` unless told otherwise;
-* ``identity`` — sharp photos as their own targets (``train/identity.py``; never guessed).
+* ``identity`` — sharp photos as their own targets (``train/identity.py``; never guessed);
+* ``blurry`` — real blurry photos without ground truth, for a teacher to label
+  (``train/bank.py``; never guessed);
+* ``bank`` — crops restored by a teacher, ``ROOT/{blur,teacher[,sharp]}/`` (``train/bank.py``).
 """
 
 from __future__ import annotations
 
 import bisect
 import os
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,115 +34,26 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import InputError
-from ..io.images import IMAGE_EXTENSIONS, read_image
+from ..errors import DeblurError, InputError
 from .augment import AugmentConfig, augment_pair, center_crop, random_crop
+from .bank import BankSource, BlurrySource, is_bank, open_bank
+from .identity import IdentitySource, identity_photos
+from .source import DecodedCache, Source, as_uint8, decode_rgb, list_images, load_rgb
 
-KINDS = ("gopro", "pairs", "frames", "stills", "identity")
+__all__ = [
+    "BankSource",
+    "DecodedCache",
+    "Source",
+    "as_uint8",
+    "decode_rgb",
+    "list_images",
+    "load_rgb",
+]
+
+KINDS = ("gopro", "pairs", "frames", "stills", "identity", "blurry", "bank")
 BLUR_DIRS = ("blur_gamma", "blur")
 FRAMES_MIN, FRAMES_MAX = 7, 13  # GOPRO: 7-13 frames at 240 fps per blurry image
 STILL_MARGIN = 64  # extra context around a still crop so blur does not see the crop border
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
-
-
-class DecodedCache:
-    """Decoded images kept in memory, least recently used dropped first.
-
-    A ``frames:`` sample decodes 7-13 full frames for one small patch, and a ``stills:``
-    sample a whole photo for a 256 px crop: without this, decoding took more CPU than the
-    network's training step. Each DataLoader worker holds its own cache. The budget comes
-    from ``$DEBLUR_DECODE_CACHE_MB`` (default 1024 MB per process; 0 switches it off).
-    """
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._items: OrderedDict[Path, np.ndarray] = OrderedDict()
-
-    def get(self, path: Path) -> np.ndarray:
-        hit = self._items.get(path)
-        if hit is not None:
-            self._items.move_to_end(path)
-            return hit
-        pixels = decode_rgb(path)
-        if self.max_bytes <= 0 or pixels.nbytes > self.max_bytes:
-            return pixels
-        pixels.flags.writeable = False  # shared by later samples: nobody may edit it
-        self._items[path] = pixels
-        self.bytes += pixels.nbytes
-        while self.bytes > self.max_bytes:
-            _, dropped = self._items.popitem(last=False)
-            self.bytes -= dropped.nbytes
-        return pixels
-
-
-_DECODED = DecodedCache(int(float(os.environ.get("DEBLUR_DECODE_CACHE_MB", "1024")) * 2**20))
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    """Any image we can read → HxWx3 in 0..255, read-only, cached (see DecodedCache)."""
-    return _DECODED.get(Path(path))
-
-
-def decode_rgb(path: Path) -> np.ndarray:
-    """Any image we can read → HxWx3 in 0..255 (uint8, or float32 for 16-bit/float files)."""
-    pixels, _ = read_image(path)
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[..., None], 3, axis=2)
-    pixels = pixels[..., :3]
-    if pixels.dtype == np.uint8:
-        return pixels
-    if pixels.dtype == np.uint16:
-        return pixels.astype(np.float32) * np.float32(255.0 / 65535.0)
-    return pixels.astype(np.float32) * np.float32(255.0)
-
-
-def as_uint8(pixels: np.ndarray) -> np.ndarray:
-    """decode_rgb's output (uint8, or float 0..255 from 16-bit/float files) as uint8 codes.
-
-    uint8 passes through untouched: np.rint on uint8 makes float16 copies, and that used to be
-    three quarters of a ``frames:`` sample's time.
-    """
-    if pixels.dtype == np.uint8:
-        return pixels
-    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-
-
-# --------------------------------------------------------------------------- sources
-
-
-class Source:
-    """A set of items that can each give a training patch and a validation pair."""
-
-    kind = ""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def __len__(self) -> int:
-        raise NotImplementedError
-
-    def sample(
-        self, index: int, rng: np.random.Generator, patch: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A random ``patch``² blurry/sharp crop of item ``index``."""
-        raise NotImplementedError
-
-    def val_pair(self, index: int, crop: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """A fixed pair for item ``index``: the same every call (central crop, 0 = whole)."""
-        raise NotImplementedError
-
-    def split(self, n_val: int) -> tuple[Source, Source]:
-        """Hold back about ``n_val`` items for validation: (train, val)."""
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return f"{self.kind}:{self.root} ({len(self)} items)"
 
 
 class PairSource(Source):
@@ -431,7 +344,9 @@ def gopro_pairs(root: Path, blur_dir: str = "auto") -> list[tuple[Path, Path]]:
 
 
 def detect_kind(root: Path) -> str:
-    """Guess the layout of a folder (see the module docstring)."""
+    """Guess the layout of a folder (see the module docstring); ``blurry`` is never guessed."""
+    if is_bank(root):
+        return "bank"
     if (root / "blur").is_dir() and (root / "sharp").is_dir():
         return "pairs"
     subdirs = [d for d in root.iterdir() if d.is_dir()]
@@ -459,22 +374,27 @@ def open_source(
     gamma: float | Sequence[float] = 2.2,
     frames_crf: str | os.PathLike | None = None,
     frames_count: tuple[int, int] = (FRAMES_MIN, FRAMES_MAX),
+    teacher_share: float = 1.0,
 ) -> Source:
     """A :class:`Source` for ``[KIND:]PATH``; raises :class:`InputError` with a clear line.
 
     ``synth_options`` are :class:`deblur_cli.synth.StillOptions` fields for ``stills``
     (over ``synth.TRAIN_MIX``, see :func:`still_options`);
     ``gamma`` (one or several) or ``frames_crf`` (a camera response file), and
-    ``frames_count`` (frames per average, drawn in A..B) for ``frames``.
+    ``frames_count`` (frames per average, drawn in A..B) for ``frames``;
+    ``teacher_share`` (the share of crops with ground truth that train on the teacher's
+    output instead) for ``bank``.
     """
     kind, root = parse_spec(spec)
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
     kind = kind or detect_kind(root)
-    if kind == "identity":
-        from .identity import IdentitySource, identity_photos
-
-        source: Source = IdentitySource(root, identity_photos(root))
+    if kind == "bank":
+        source: Source = open_bank(root, teacher_share)
+    elif kind == "blurry":
+        source = BlurrySource(root, list_images(root))
+    elif kind == "identity":
+        source = IdentitySource(root, identity_photos(root))
     elif kind == "pairs":
         source = PairSource(root, _match_by_name(root / "blur", root / "sharp"), kind)
     elif kind == "gopro":
@@ -535,12 +455,26 @@ class TrainSet(Dataset):
             self._perm_cache = cached
         return cached[1]
 
-    def __getitem__(self, sample_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def locate(self, sample_id: int) -> tuple[Source, int]:
+        """The source and item index that sample ``sample_id`` draws from."""
         epoch, pos = divmod(int(sample_id), len(self))
         item = int(self._permutation(epoch)[pos])
         s = bisect.bisect_right(self._starts, item) - 1
+        return self.sources[s], item - self._starts[s]
+
+    def _draw(self, sample_id: int) -> tuple[np.ndarray, np.ndarray, np.random.Generator, Source]:
+        source, index = self.locate(sample_id)
         rng = np.random.default_rng([self.seed, 0, int(sample_id)])
-        blur, sharp = self.sources[s].sample(item - self._starts[s], rng, self.patch)
+        blur, sharp = source.sample(index, rng, self.patch)
+        return blur, sharp, rng, source
+
+    def raw_sample(self, sample_id: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Sample ``sample_id`` before augmentation, and whether its target is ground truth."""
+        blur, sharp, _, source = self._draw(sample_id)
+        return blur, sharp, source.has_truth
+
+    def __getitem__(self, sample_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        blur, sharp, rng, _ = self._draw(sample_id)
         blur, sharp = augment_pair(blur, sharp, rng, self.augment)
         return to_tensor(blur), to_tensor(sharp)
 
@@ -587,3 +521,33 @@ class StepBatches(torch.utils.data.Sampler):
         for step in range(self.start, self.end):
             first = step * global_batch + self.rank * self.per_rank
             yield list(range(first, first + self.per_rank))
+
+
+def one_line(err: BaseException) -> str:
+    """DataLoader workers wrap errors in a traceback; users need its last line."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    last = lines[-1] if lines else type(err).__name__
+    head, sep, tail = last.partition(": ")
+    return tail if sep and "." in head and " " not in head else last
+
+
+def guard_loader(loader: Iterable) -> Iterator:
+    """Re-raise errors from DataLoader workers as one-line DeblurErrors."""
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except DeblurError as err:
+            if "Traceback" in str(err):  # raised in a worker: keep only the message
+                raise type(err)(one_line(err)) from None
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:
+            text = str(err)
+            if "DeblurError" in text or "InputError" in text:
+                raise InputError(one_line(err)) from None
+            raise
+        yield batch

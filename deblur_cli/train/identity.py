@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from .augment import center_crop, random_crop
-from .data import Source, as_uint8, list_images, load_rgb
+from .source import Source, as_uint8, list_images, load_rgb
 
 JPEG_QUALITY = (80, 98)  # everyday cameras and phones save at 80-98
 JPEG_CHANCE = 0.5

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +31,34 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..atomic import atomic_path
-from ..engine import choose_device
 from ..errors import DeblurError, InputError, OutputError
-from ..model import CONFIGS, ModelConfig, MultiScaleDeblurNet, build_model
+from ..model import ModelConfig, MultiScaleDeblurNet, build_model
 from ..runtime import tune_allocator
 from ..weights import load_weight_file, save_weights
-from .augment import AugmentConfig
+from .config import (
+    AMP_MODES,
+    CPU_DEFAULTS,
+    PAPER_DEFAULTS,
+    SCHEDULES,
+    VAL_FRACTION,
+    TrainConfig,
+    TrainResult,
+    device_defaults,
+    make_scheduler,
+    resolve_amp,
+    resolve_defaults,
+)
 from .curves import CsvLog, plot_curves, read_log
-from .data import Source, StepBatches, TrainSet, ValSet, open_source
+from .data import Source, StepBatches, TrainSet, ValSet, guard_loader, one_line, open_source
 from .discriminator import Discriminator, min_patch
+from .distil import Teaching, check_truth, distilled_from
+from .distributed import (
+    Dist,
+    StopFlag,
+    finish_distributed,
+    init_distributed,
+    single_threaded_worker,
+)
 from .identity import size_identity
 from .losses import (
     discriminator_loss,
@@ -50,138 +68,25 @@ from .losses import (
 )
 from .metrics import psnr, ssim
 
+# Re-exported: scripts and tests import the recipe from here, where the loop is.
+__all__ = [
+    "AMP_MODES",
+    "CPU_DEFAULTS",
+    "PAPER_DEFAULTS",
+    "SCHEDULES",
+    "Dist",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "device_defaults",
+    "finish_distributed",
+    "make_scheduler",
+    "resolve_amp",
+    "resolve_defaults",
+]
+
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
-SCHEDULES = ("multistep", "cosine", "constant")
-AMP_MODES = ("off", "auto", "bf16", "fp16")
-
-# What an unset --config/--steps/--batch/--patch becomes. The paper's recipe where it is
-# feasible (CUDA: ~1000 official epochs of GOPRO_Large at batch 16); elsewhere the light
-# network at the scale of the bundled model's CPU stage (scripts/train_default.sh), which
-# finishes in hours where the paper's would take weeks.
-PAPER_DEFAULTS: dict[str, Any] = {"model": "paper", "steps": 131_400, "batch": 16, "patch": 256}
-CPU_DEFAULTS: dict[str, Any] = {"model": "light", "steps": 7_000, "batch": 8, "patch": 128}
-# Held-back validation never takes more than this fraction of a training source.
-VAL_FRACTION = 0.1
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; defaults are the official GOPRO recipe (reference §1.6).
-
-    ``model``, ``steps``, ``batch`` and ``patch`` left at None are chosen by the device
-    (:func:`device_defaults`), or taken from the run being resumed.
-    """
-
-    data: list[str]
-    out: str = "runs/deblur"
-    model: ModelConfig | None = None  # None: the --init file's, the resumed run's, or by device
-    init: str | None = None
-    steps: int | None = None  # None: 131,400 on CUDA (paper), 7,000 elsewhere
-    batch: int | None = None  # global batch, split across processes; None: 16 / 8
-    patch: int | None = None  # None: 256 / 128
-    lr: float = 1e-4
-    schedule: str = "multistep"
-    milestones: tuple[float, ...] = (0.5, 0.75, 0.9)  # fractions of steps (or absolute > 1)
-    gamma: float = 0.5
-    min_lr: float = 0.0  # cosine floor
-    clip_grad: float = 0.0  # max global grad norm; 0 = off
-    loss: str = "1*L1"
-    amp: str = "off"
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 2
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    blur_dir: str = "auto"
-    synth_options: dict[str, Any] = field(default_factory=dict)
-    gamma_frames: tuple[float, ...] = (2.2,)  # frames: camera gamma(s); each pair draws one
-    frames_crf: str | None = None  # frames: camera response file, replaces gamma_frames
-    frames_count: tuple[int, int] = (7, 13)  # frames: frames per average (GOPRO: 7-13)
-    identity_fraction: float = 0.0  # share of identity:DIR samples (0 = one per photo)
-    val: list[str] = field(default_factory=list)  # separate validation data; else held back
-    val_count: int = 8
-    val_every: int = 1000
-    val_crop: int = 512  # central crop side for validation, 0 = whole image
-    checkpoint_every: int = 1000
-    log_every: int = 20
-    export: str | None = None
-    export_best: bool = True  # False: export the last weights even when validation ran
-    resume: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["model"] = self.model.to_dict() if self.model else None
-        d["milestones"] = list(self.milestones)
-        d["gamma_frames"] = list(self.gamma_frames)
-        d["frames_count"] = list(self.frames_count)
-        return d
-
-
-@dataclass
-class TrainResult:
-    step: int
-    start_step: int
-    steps_per_s: float
-    best: dict[str, float]
-    data_share: float  # of the training time spent waiting for the DataLoader
-    out: Path
-    last_weights: Path | None
-    exported: Path | None
-
-
-# --------------------------------------------------------------------------- set-up helpers
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> tuple[Dist, torch.device]:
-    """Join the ``torchrun`` process group if there is one (nccl on CUDA, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist(), choose_device(device)
-    rank = int(os.environ["RANK"])
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device not in ("cpu",)
-    if use_cuda:
-        dev = torch.device("cuda", local)
-        torch.cuda.set_device(dev)
-    else:
-        dev = torch.device("cpu")
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Dist(rank, world, local), dev
-
-
-def _single_threaded_worker(_worker_id: int) -> None:
-    """Parallelism comes from the workers: OpenCV's own thread pool in each of them (all
-    cores by default) would only oversubscribe the CPU that synthesis is bound by."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    """off → None; auto → bf16 on CPU, fp16 on CUDA/MPS. fp16 on CPU is refused (~1000x slow)."""
-    if mode not in AMP_MODES:
-        raise DeblurError(f"unknown --amp {mode!r} (use {', '.join(AMP_MODES)})")
-    if mode == "off":
-        return None
-    if mode == "auto":
-        return torch.bfloat16 if device.type == "cpu" else torch.float16
-    if mode == "fp16" and device.type == "cpu":
-        raise DeblurError("fp16 on CPU is ~1000x slower than fp32; use --amp bf16")
-    return torch.bfloat16 if mode == "bf16" else torch.float16
 
 
 class _AllScales(nn.Module):
@@ -193,91 +98,6 @@ class _AllScales(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.net.forward_all(x)
-
-
-def device_defaults(device: torch.device) -> dict[str, Any]:
-    """The paper's recipe on CUDA, the light CPU one elsewhere (CPU, MPS)."""
-    return dict(PAPER_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS)
-
-
-def resolve_defaults(
-    cfg: TrainConfig,
-    device: torch.device,
-    *,
-    init_config: ModelConfig | None = None,
-    resumed: dict[str, Any] | None = None,
-) -> tuple[TrainConfig, dict[str, Any]]:
-    """Fill what the user left unset: from the run being resumed (so that re-running the same
-    command continues it on any machine), else the --init file's config, else by device.
-
-    Returns the complete config and what was chosen on the user's behalf (for the report).
-    """
-    chosen: dict[str, Any] = {}
-    by_device = device_defaults(device)
-    stored = (resumed or {}).get("train_config") or {}
-    for name in ("steps", "batch", "patch"):
-        if getattr(cfg, name) is None:
-            chosen[name] = int(stored.get(name) or by_device[name])
-    if cfg.model is None:
-        if resumed and resumed.get("model_config"):
-            chosen["model"] = ModelConfig.from_dict(resumed["model_config"])
-        elif init_config is not None:
-            return replace(cfg, model=init_config, **chosen), chosen
-        else:
-            chosen["model"] = CONFIGS[by_device["model"]]
-    return replace(cfg, **chosen), chosen
-
-
-def _milestones(cfg: TrainConfig) -> list[int]:
-    steps = [int(round(m * cfg.steps)) if m <= 1 else int(m) for m in cfg.milestones]
-    return sorted({s for s in steps if s > 0})
-
-
-def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
-    """Stepped once per training step (official: per epoch; milestones are fractions)."""
-    if cfg.schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, _milestones(cfg), cfg.gamma)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps, cfg.min_lr)
-    if cfg.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    raise DeblurError(f"unknown schedule {cfg.schedule!r} (use {', '.join(SCHEDULES)})")
-
-
-def _one_line(err: BaseException) -> str:
-    """DataLoader workers wrap errors in a traceback; users need its last line."""
-    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
-    last = lines[-1] if lines else type(err).__name__
-    head, sep, tail = last.partition(": ")
-    return tail if sep and "." in head and " " not in head else last
-
-
-class _StopFlag:
-    """Ctrl-C / SIGTERM ask for a stop at the next step boundary; a second Ctrl-C is hard."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def request(self) -> None:
-        self.requested = True
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> _StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -300,7 +120,7 @@ class Trainer:
         tune_allocator()
         self.on_step = on_step
         self.report = reporter or (lambda event, info: None)
-        self.stop = _StopFlag()
+        self.stop = StopFlag()
         self.dist, self.device = init_distributed(cfg.device)
         self.out = Path(cfg.out)
         checkpoint = self.out / CHECKPOINT
@@ -324,6 +144,8 @@ class Trainer:
 
         # Data first: bad paths should fail before minutes of model set-up.
         self.train_sources, self.val_sources = self._open_data()
+        self.teaching = self._teaching()
+        check_truth(self.train_sources, self.teaching)
         self.train_set = TrainSet(self.train_sources, cfg.patch, cfg.augment, cfg.seed)
         self.val_set = ValSet(self.val_sources, cfg.val_crop, cfg.seed)
 
@@ -353,6 +175,7 @@ class Trainer:
         self.scaler_d = torch.amp.GradScaler("cuda", init_scale=1024, enabled=use_scaler)
 
         self.step = 0
+        self.teacher_time = 0.0
         self.best: dict[str, float] = {}
         self.identity: dict[str, float] = {}
         self.last_val: dict[str, float] = {}
@@ -397,6 +220,7 @@ class Trainer:
                     cfg.gamma_frames,
                     cfg.frames_crf,
                     tuple(cfg.frames_count),
+                    cfg.teacher_share,
                 )
                 for s in specs
             ]
@@ -423,6 +247,19 @@ class Trainer:
                 val = [v for _, v in split if v is not None and len(v)]
         size_identity(train, cfg.identity_fraction)
         return train, val
+
+    def _teaching(self) -> Teaching | None:
+        cfg = self.cfg
+        if not 0.0 <= cfg.teacher_share <= 1.0 or not 0.0 <= cfg.mixup <= 1.0:
+            raise DeblurError("--teacher-share and --mixup must be in [0, 1]")
+        if not cfg.teacher:
+            if cfg.mixup:
+                raise DeblurError("--mixup needs --teacher: only a teacher can label a blend")
+            return None
+        from .teacher import load_teacher
+
+        teacher = load_teacher(cfg.teacher, self.device)
+        return Teaching(teacher, cfg.teacher_share, tuple(cfg.teacher_on), cfg.mixup, cfg.seed)
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         if self.dist.world == 1:
@@ -484,7 +321,7 @@ class Trainer:
             return torch.load(path, map_location=self.device, weights_only=True)
         except Exception as err:
             raise InputError(
-                f"{path}: cannot read the checkpoint ({_one_line(err)}); delete it or use --restart"
+                f"{path}: cannot read the checkpoint ({one_line(err)}); delete it or use --restart"
             ) from None
 
     def _load_checkpoint(self, path: Path, state: dict[str, Any]) -> None:
@@ -573,23 +410,32 @@ class Trainer:
             metrics["val_pairs"] = len(self.val_set)
             metrics["val_crop"] = cfg.val_crop
             metrics["conventions"] = "clamp+round, range 255, SSIM gaussian 11x11 (official)"
+        training = {
+            "loss": str(self.loss_spec),
+            "batch": cfg.batch,
+            "patch": cfg.patch,
+            "lr": cfg.lr,
+            "schedule": cfg.schedule,
+            "amp": cfg.amp,
+            "seed": cfg.seed,
+            "init": cfg.init,
+            "augment": cfg.augment.to_dict(),
+            "processes": self.dist.world,
+        }
+        if self.teaching is not None:
+            training.update(
+                teacher_share=cfg.teacher_share,
+                teacher_on=list(cfg.teacher_on),
+                mixup=cfg.mixup,
+            )
         return {
             "source": "deblur train",
             "training_data": "; ".join(described),
             "steps": self.step,
             "metrics": metrics,
-            "training": {
-                "loss": str(self.loss_spec),
-                "batch": cfg.batch,
-                "patch": cfg.patch,
-                "lr": cfg.lr,
-                "schedule": cfg.schedule,
-                "amp": cfg.amp,
-                "seed": cfg.seed,
-                "init": cfg.init,
-                "augment": cfg.augment.to_dict(),
-                "processes": self.dist.world,
-            },
+            "training": training,
+            # Whose outputs were targets: the teacher's provenance, licence note included.
+            "distilled_from": distilled_from(self.train_sources, self.teaching) or None,
         }
 
     def _save_weights(self, path: Path) -> Path | None:
@@ -611,11 +457,23 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
 
+    def _batch_ids(self) -> range:
+        """The sample ids this rank trains on at the current step (see StepBatches)."""
+        per_rank = self.cfg.batch // self.dist.world
+        first = self.step * self.cfg.batch + self.dist.rank * per_rank
+        return range(first, first + per_rank)
+
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step of G (and D first, as the official ``Adversarial`` loss)."""
         spec = self.loss_spec
-        blur = blur.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        blur = blur.to(self.device, non_blocking=True)
         sharp = sharp.to(self.device, non_blocking=True)
+        if self.teaching is not None:
+            t0 = time.perf_counter()
+            mask = self.teaching.mask(self.train_set, self._batch_ids())
+            blur, sharp = self.teaching.label(blur, sharp, mask, self.step)
+            self.teacher_time += time.perf_counter() - t0
+        blur = blur.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             outputs = self.g(blur)
         content, terms = multiscale_content_loss(outputs, sharp, spec.content)
@@ -656,7 +514,7 @@ class Trainer:
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
-            worker_init_fn=_single_threaded_worker,
+            worker_init_fn=single_threaded_worker,
         )
 
     def _stop_everywhere(self) -> bool:
@@ -687,6 +545,7 @@ class Trainer:
         columns = ["step", "lr", "loss"] + [f"loss_s{i}" for i in range(n_scales)]
         columns += ["adv_g", "loss_d", "val_psnr", "val_ssim", "identity_psnr"]
         columns += ["identity_ssim", "steps_per_s", "data_s", "data_share", "elapsed_s"]
+        columns += ["teacher_share_time"]
         log = CsvLog(self.out / "log.csv", columns, self.step) if self.dist.main else None
         start_step = self.step
         self.report(
@@ -706,6 +565,7 @@ class Trainer:
                 "batch": cfg.batch,
                 "patch": cfg.patch,
                 "val_note": self.val_note,
+                "teacher": self.teaching.teacher.name if self.teaching else None,
             },
         )
         sums: dict[str, torch.Tensor] = {}
@@ -714,6 +574,8 @@ class Trainer:
         # Time blocked on the loader: if it is a large share, synthesis (not the network)
         # sets the pace; more --workers or a pair bank (deblur synth stills) is the cure.
         data_time = data_window = 0.0
+        # Time the online teacher takes inside the steps: large = build a bank instead.
+        teacher_window = self.teacher_time = 0.0
         t_window = time.perf_counter()
         steps_window = 0
         rate = 0.0
@@ -722,7 +584,7 @@ class Trainer:
         try:
             with self.stop:
                 t_step = time.perf_counter()
-                for blur, sharp in _guard(self._loader()):
+                for blur, sharp in guard_loader(self._loader()):
                     waited = time.perf_counter() - t_step
                     data_time += waited
                     data_window += waited
@@ -746,6 +608,8 @@ class Trainer:
                         rate = steps_window / window
                         data_s = data_window / max(steps_window, 1)
                         data_share = data_window / window
+                        teacher_share_time = (self.teacher_time - teacher_window) / window
+                        teacher_window = self.teacher_time
                         t_window, steps_window, data_window = now, 0, 0.0
                         if not all(math.isfinite(v) for k, v in means.items() if k != "adv_g"):
                             if self.amp_dtype != torch.float16:
@@ -760,6 +624,8 @@ class Trainer:
                             data_share=data_share,
                             elapsed_s=train_time,
                         )
+                        if self.teaching is not None:
+                            row["teacher_share_time"] = teacher_share_time
                         if log:
                             log.write(row)
                         self.report("log", row)
@@ -820,28 +686,6 @@ class Trainer:
         return not self._mid_step
 
 
-def _guard(loader: DataLoader):
-    """Re-raise errors from DataLoader workers as one-line DeblurErrors."""
-    iterator = iter(loader)
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except DeblurError as err:
-            if "Traceback" in str(err):  # raised in a worker: keep only the message
-                raise type(err)(_one_line(err)) from None
-            raise
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as err:
-            text = str(err)
-            if "DeblurError" in text or "InputError" in text:
-                raise InputError(_one_line(err)) from None
-            raise
-        yield batch
-
-
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else math.inf
@@ -856,8 +700,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
-
-
-def finish_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
