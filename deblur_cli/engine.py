@@ -28,8 +28,9 @@ from .model import ModelConfig, MultiScaleDeblurNet, build_model
 from .runtime import tune_allocator
 from .weights import WeightFile, load_weight_file
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 DEFAULT_OVERLAP = 128
 CPU_TILE_BUDGET_BYTES = int(os.environ.get("DEBLUR_CPU_TILE_BUDGET_MB", "1024")) * 2**20
 MIN_TILE = 64
@@ -75,8 +76,10 @@ def cpu_supports_bf16() -> bool:
 
 
 def choose_precision(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """``auto``: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32. Never fp16 on CPU:
-    PyTorch's CPU fp16 convolutions run ~1000x slower (performance.md)."""
+    """The network's dtype. ``auto``: fp16 on CUDA, bf16 on CPUs with native bf16, else
+    fp32. Never fp16 on CPU: PyTorch's CPU fp16 convolutions run ~1000x slower
+    (performance.md). ``int8`` keeps an fp32 network (the int8 runner is built from it, and
+    eager fp32 is its fallback); :func:`precision_choice` says whether ``auto`` picks int8."""
     name = (precision or "auto").lower()
     if name not in PRECISIONS:
         raise DeblurError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
@@ -88,7 +91,30 @@ def choose_precision(device: torch.device, precision: str = "auto") -> torch.dty
         return torch.float32
     if name == "fp16" and device.type == "cpu":
         raise DeblurError("fp16 on CPU is ~1000x slower than fp32; use --precision bf16 or fp32")
+    if name == "int8":
+        if device.type != "cpu":
+            raise DeblurError(f"int8 runs on CPUs only, not {device.type}; use auto or fp16")
+        return torch.float32
     return DTYPES[name]
+
+
+def precision_choice(device: torch.device, precision: str = "auto") -> tuple[str, str]:
+    """``(name, why)``: the precision a run uses and, for ``auto``, the reason (printed in
+    the run's summary). On a CPU, ``auto`` is bf16 where it is native, else int8 where the
+    CPU has AVX2 and oneDNN's int8 convolutions (the model's calibration must also pass the
+    quality gate: :func:`load_model` checks that), else fp32."""
+    from .quantize import cpu_isa, cpu_kind, int8_usable
+
+    name = (precision or "auto").lower()
+    dtype = choose_precision(device, name)
+    if name != "auto":
+        return name, ""
+    if device.type != "cpu":
+        return DTYPE_NAMES[dtype], f"auto on {device.type}"
+    why = f"auto on {cpu_kind(cpu_isa())}"
+    if dtype == torch.bfloat16:
+        return "bf16", why
+    return ("int8" if int8_usable(device) else "fp32"), why
 
 
 # --------------------------------------------------------------------------- the loaded model
@@ -107,8 +133,11 @@ class Deblurrer:
     tiles_per_batch: int | None = None  # None: automatic
     frames_per_batch: int | None = None  # deblur_frames; None: automatic (1 on the CPU)
     stats: dict[str, Any] = field(default_factory=dict)
-    # What runs the forward pass: the fused twin of ``net`` (fused.py), or None for eager.
+    # What runs the forward pass: the fused twin of ``net`` (fused.py), its int8 twin
+    # (quantize.py), or None for eager.
     runner: torch.nn.Module | None = None
+    # For the run's summary: why this precision (``auto: ...``); empty when it was asked for.
+    precision_reason: str = ""
 
     @property
     def backend(self) -> str:
@@ -121,7 +150,17 @@ class Deblurrer:
 
     @property
     def precision(self) -> str:
-        return {v: k for k, v in DTYPES.items()}[self.dtype]
+        """``int8`` while the int8 runner runs (eager fp32 is its fallback), else the dtype."""
+        if getattr(self.runner, "kind", "") == "oneDNN int8":
+            return "int8"
+        return DTYPE_NAMES[self.dtype]
+
+    @property
+    def precision_summary(self) -> str:
+        """``int8 (auto on AVX2, no VNNI, no native bf16)``: the precision and why."""
+        return f"{self.precision} ({self.precision_reason})" if self.precision_reason else (
+            self.precision
+        )  # fmt: skip
 
     def __call__(self, image: np.ndarray, **kwargs: Any) -> np.ndarray:
         return deblur_array(self, image, **kwargs)
@@ -146,13 +185,32 @@ def load_model(
     tune_allocator()
     weight_file = weights if isinstance(weights, WeightFile) else load_weight_file(weights)
     dev = choose_device(device)
-    dtype = choose_precision(dev, precision)
+    name, reason = precision_choice(dev, precision)
     net = build_model(weight_file.config)
     net.load_state_dict(weight_file.state_dict)
-    return prepare(
-        net, dev, dtype, weights=weight_file, tile=tile, overlap=overlap, fused=fused,
-        compile=compile,
+    int8 = None
+    if name == "int8":
+        int8, name, reason = _int8_calibration(net, weight_file, reason)
+    model = prepare(
+        net, dev, choose_precision(dev, name), weights=weight_file, tile=tile, overlap=overlap,
+        fused=fused, compile=compile, int8=int8,
     )  # fmt: skip
+    model.precision_reason = reason
+    return model
+
+
+def _int8_calibration(
+    net: MultiScaleDeblurNet, weight_file: WeightFile, reason: str
+) -> tuple[Any, str, str]:
+    """(calibration, precision, reason) for a run that wants int8: the stored calibration
+    (or one made now, once). Under ``auto``, a calibration whose check failed means fp32."""
+    from .quantize import GATE_PSNR_DB, ensure_calibration
+
+    calibration = ensure_calibration(net, weight_file.path)
+    if not reason or calibration.passes:
+        return calibration, "int8", reason
+    db = calibration.check.get("psnr_db")
+    return None, "fp32", f"{reason}: int8 of this model is {db} dB from fp32 (< {GATE_PSNR_DB:g})"
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -182,10 +240,14 @@ def prepare(
     overlap: int | None = None,
     fused: bool | None = None,
     compile: bool | None = None,
+    int8: Any = None,
 ) -> Deblurrer:
     """Wrap an in-memory network (e.g. from training) for inference.
 
     The fused path snapshots oneDNN copies of the weights: prepare again after changing them.
+    ``int8`` (a :class:`~deblur_cli.quantize.Calibration`, or True to load/make one) runs the
+    network in int8 on the CPU (quantize.py) with ``dtype`` float32; eager fp32 is the
+    fallback if oneDNN's int8 ops fail.
     """
     net = net.eval().requires_grad_(False).to(device=device, dtype=dtype)
     if device.type != "mps":
@@ -203,6 +265,9 @@ def prepare(
         raise DeblurError("--overlap must be >= 0")
     overlap = int(math.ceil(overlap / m) * m)
     model = Deblurrer(net, device, dtype, weights, tile, overlap)
+    if int8 is not None and int8 is not False:
+        model.runner = _int8_runner(net, device, dtype, weights, int8)
+        return model
     if fused is None:
         fused = fused_default()
     if fused:
@@ -213,6 +278,28 @@ def prepare(
     if compile_default() if compile is None else compile:
         model.runner = compile_net(net, fallback=model.runner or net)
     return model
+
+
+def _int8_runner(
+    net: MultiScaleDeblurNet,
+    device: torch.device,
+    dtype: torch.dtype,
+    weights: WeightFile | None,
+    int8: Any,
+) -> torch.nn.Module:
+    from .quantize import Calibration, Int8Net, ensure_calibration, int8_usable
+
+    if device.type != "cpu" or dtype != torch.float32:
+        raise DeblurError("int8 needs an fp32 network on the CPU")
+    if not int8_usable(device):
+        raise DeblurError(
+            "int8 needs oneDNN's quantized convolutions on an x86 CPU with AVX2 "
+            "(not found here); use --precision fp32 or auto"
+        )
+    calibration = int8 if isinstance(int8, Calibration) else None
+    if calibration is None:
+        calibration = ensure_calibration(net, weights.path if weights else None)
+    return Int8Net(net, calibration)
 
 
 # --------------------------------------------------------------------------- tile plan

@@ -30,6 +30,7 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -109,6 +110,15 @@ class _FusedScale:
             h = second.add_into(first(h, relu=True), h)
         return h
 
+    def run(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        """The scale's fp32 output: tail(features(x)), plus ``skip`` (fp32, not changed)
+        where the net is residual; an fp32 tail adds it in the same pass."""
+        features = self.features(x).to(self.tail.dtype)
+        if skip is not None and self.tail.dtype == torch.float32:
+            return self.tail.add_into(features, skip.clone())
+        out = self.tail(features).float()
+        return out if skip is None else out.add_(skip)
+
 
 def _symmetric_pad(x: torch.Tensor, radius: int) -> torch.Tensor:
     """scipy's 'reflect' border (d c b a | a b c d | d c b a) by flipped slices, no gather."""
@@ -153,20 +163,35 @@ class FusedNet(nn.Module):
     after the network has its final device, dtype and memory format.
     """
 
-    def __init__(self, net: MultiScaleDeblurNet, onednn: bool) -> None:
+    def __init__(
+        self,
+        net: MultiScaleDeblurNet,
+        onednn: bool,
+        make_scale: Callable[[int, nn.Module], _FusedScale] | None = None,
+    ) -> None:
+        """``make_scale(index, scale)`` builds each scale's runner (quantize.py's int8 one);
+        by default the fused convolutions at the network's own dtype."""
         super().__init__()
         self.net = net
         self.config = net.config
         self.onednn = onednn
-        self.scales = [_FusedScale(scale, onednn) for scale in net.body_models]
-        finest = self.scales[0]
+        if make_scale is not None:
+            self.scales = [make_scale(s, scale) for s, scale in enumerate(net.body_models)]
+        else:
+            self.scales = self._fused_scales(net, onednn)
+        self.up = [None] + [_Conv(m.uppath[0], onednn) for m in list(net.conv_end_models)[1:]]
+
+    @staticmethod
+    def _fused_scales(net: MultiScaleDeblurNet, onednn: bool) -> list[_FusedScale]:
+        scales = [_FusedScale(scale, onednn) for scale in net.body_models]
+        finest = scales[0]
         if _bf16_tail_suffices(net.config, finest):
             # A residual net's tail computes only a correction (tens of grey levels), which
             # bf16 holds to ~0.1; the fp32 tail cost as much as two ResBlocks (it first had
             # to widen 32 feature channels to fp32). The skip add itself stays in fp32.
             tail = copy.deepcopy(net.body_models[0].body[-1]).to(finest.head.dtype)
             finest.tail = _Conv(tail, onednn)
-        self.up = [None] + [_Conv(m.uppath[0], onednn) for m in list(net.conv_end_models)[1:]]
+        return scales
 
     @property
     def kind(self) -> str:
@@ -186,20 +211,11 @@ class FusedNet(nn.Module):
         centred = levels[n - 1] - PIXEL_MEAN
         x = centred
         for s in range(n - 1, -1, -1):
-            scale = self.scales[s]
-            features = scale.features(x)
-            tail = scale.tail
+            # The finest scale's skip is the uncentred input: its output is then the image.
+            skip = (levels[0] if s == 0 else centred) if config.residual else None
+            out = self.scales[s].run(x, skip)
             if s == 0:
-                if config.residual and tail.dtype == torch.float32:
-                    # The skip fused into the tail conv, in fp32, onto the uncentred input.
-                    out = tail.add_into(features.to(tail.dtype), levels[0].clone())
-                else:
-                    out = tail(features.to(tail.dtype)).float()
-                    out = out.add_(levels[0]) if config.residual else out.add_(PIXEL_MEAN)
-                return crop_to(out, size)
-            out = tail(features.to(tail.dtype)).float()
-            if config.residual:
-                out = out.add_(centred)
+                return crop_to(out if config.residual else out.add_(PIXEL_MEAN), size)
             up = self.up[s]
             upsampled = F.pixel_shuffle(up(out.to(up.dtype)), 2)
             centred = levels[s - 1] - PIXEL_MEAN

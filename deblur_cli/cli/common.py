@@ -24,7 +24,7 @@ console = Console(stderr=True, soft_wrap=True)
 
 # The same names as deblur_cli.engine.PRECISIONS (tests/test_cli.py checks they agree); kept
 # here so that parsing the options does not import torch.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def _check_precision_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -96,8 +96,8 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default="auto",
             show_default=True,
             callback=_check_precision_device,
-            help="auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32. "
-            "fp16 is refused on CPU (~1000x slower).",
+            help="auto = fp16 on CUDA; on a CPU bf16 where native, else int8 (x86 with "
+            "AVX2), else fp32. int8 runs on CPUs only. fp16 is refused on CPU (~1000x slower).",
         ),
         click.option(
             "--tile",
@@ -154,7 +154,7 @@ def open_model(
 
 def describe(model: Deblurrer) -> str:
     name = model.weights.path.name if model.weights and model.weights.path else "in-memory"
-    return f"{name}: {model.config.summary()} on {model.device} {model.precision}"
+    return f"{name}: {model.config.summary()} on {model.device} {model.precision_summary}"
 
 
 def middle_ellipsis(text: str, width: int) -> str:
