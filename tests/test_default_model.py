@@ -92,7 +92,7 @@ def test_demo_to_one_picture(tmp_path: Path):
 def test_weights_list_shows_the_default(tmp_path: Path):
     result = run_cli("weights", "list", env=OFFLINE, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "(default)" in result.stdout
+    assert "light-gopro*" in result.stdout and "* the default" in result.stdout
 
 
 def test_default_model_does_no_harm_to_sharp_photos():

@@ -336,4 +336,6 @@ def test_weights_info_keeps_path_and_sha256_whole_at_80_columns(tmp_path: Path):
 
     listing = run_cli("weights", "list", env={"COLUMNS": "80"})
     assert listing.returncode == 0 and "…" not in listing.stdout
-    assert "bundled (light-gopro.safetensors)" in listing.stdout
+    assert "light-gopro*  bundled" in listing.stdout  # one line per model
+    provenance = run_cli("weights", "info", "light-gopro", env={"COLUMNS": "80"}).stdout
+    assert "bundled (light-gopro.safetensors)" in provenance  # the details stay in info

@@ -84,16 +84,18 @@ def _headline(description: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout, for scripts.")
 def info(spec: str, as_json: bool) -> None:
     """Config, metadata and checksum of a registry name, file or hf:// address."""
-    from ..weights import read_weights, resolve_weights, sha256_file
+    from ..weights import load_registry, read_weights, resolve_weights, sha256_file
 
     path = resolve_weights(spec)
     wf = read_weights(path)
+    entry = load_registry().entries.get(spec)  # a registry name: where its file comes from
     parameters = sum(t.numel() for t in wf.state_dict.values())
     metadata = {key: value for key, value in sorted(wf.metadata.items()) if key != "config"}
     if as_json:
         record = {
             "spec": spec,
             "file": str(path),
+            **({"registry": entry.source} if entry else {}),
             "sha256": sha256_file(path),
             "config": wf.config.to_dict(),
             "parameters": parameters,
@@ -101,8 +103,8 @@ def info(spec: str, as_json: bool) -> None:
         }
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
         return
-    rows = [
-        ("file", str(path)),
+    rows = [("file", str(path)), *([("registry", entry.source)] if entry else [])]
+    rows += [
         ("sha256", sha256_file(path)),
         ("config", json.dumps(wf.config.to_dict())),
         ("parameters", f"{parameters:,}"),
