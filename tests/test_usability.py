@@ -469,6 +469,13 @@ def test_readme_demo_figures_are_what_deblur_demo_prints(tmp_path: Path) -> None
     # bf16 (CPUs with native bf16, the default there) and fp32 differ by a few hundredths
     assert float(stated.group(2)) == pytest.approx(after, abs=0.05)
 
+    # the same command again replaces its own picture; someone else's file is refused
+    assert invoke("demo", "-o", tmp_path / "demo.png", "--device", "cpu").exit_code == 0
+    unrelated = tmp_path / "mine.png"
+    Image.new("RGB", (16, 16)).save(unrelated)
+    result = invoke("demo", "-o", unrelated, "-w", tmp_path / "missing.safetensors")
+    assert result.exit_code == 3 and "--overwrite" in one_error_line(result.stderr)
+
 
 def test_outputs_of_the_readmes_commands_are_git_ignored() -> None:
     if not (ROOT / ".git").exists():

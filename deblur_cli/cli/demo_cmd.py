@@ -37,7 +37,13 @@ def example_path(name: str) -> Path:
     "comparison alone.",
 )
 @model_options
-def demo(output: Path, weights, device, precision, tile, overlap) -> None:
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing files that an earlier demo did not write (its own are replaced "
+    "anyway, so the same command can be run again).",
+)
+def demo(output: Path, weights, device, precision, tile, overlap, overwrite: bool) -> None:
     """Deblur a real blurry photo that ships with the package and compare with the truth.
 
     No download and no GPU needed. Writes OUTPUT/blurry.png, OUTPUT/deblurred.png,
@@ -51,11 +57,21 @@ def demo(output: Path, weights, device, precision, tile, overlap) -> None:
       deblur demo -o demo.png           # just the comparison picture
       deblur demo -w my.safetensors     # try your own weights on the same picture
     """
+    from ..io.sniff import IMAGE_EXTENSIONS, SOFTWARE
+    from ..outputs import check_replace, check_writable, is_own_output
+
+    single = output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir()
+    names = ("compare",) if single else ("sharp", "blurry", "deblurred", "compare")
+    targets = [output] if single else [output / f"{name}.png" for name in names]
+    for target in targets:  # files an earlier demo wrote carry its mark: those are replaced
+        check_replace(target, overwrite or (target.is_file() and is_own_output(target)))
+    check_writable(targets)
     from ..engine import deblur_array
-    from ..io.images import IMAGE_EXTENSIONS, read_image, write_image
+    from ..io.images import ImageInfo, read_image, write_image
     from ..photos import side_by_side
     from ..train.metrics import psnr
 
+    mark = ImageInfo(software=SOFTWARE)
     blurry, _ = read_image(example_path(EXAMPLE_BLURRY))
     sharp, _ = read_image(example_path(EXAMPLE_SHARP))
     model = open_model(weights, device, precision, tile, overlap)
@@ -66,15 +82,10 @@ def demo(output: Path, weights, device, precision, tile, overlap) -> None:
     before, after = psnr(blurry, sharp), psnr(result, sharp)
     labels = (f"blurry {before:.2f} dB", f"deblurred {after:.2f} dB", "sharp")
     comparison = side_by_side(blurry, result, sharp, labels=labels)
-    if output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir():
-        compare_path = output
-        output.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        output.mkdir(parents=True, exist_ok=True)
-        for name, image in (("sharp", sharp), ("blurry", blurry), ("deblurred", result)):
-            write_image(output / f"{name}.png", image)
-        compare_path = output / "compare.png"
-    write_image(compare_path, comparison)
+    pictures = {"sharp": sharp, "blurry": blurry, "deblurred": result, "compare": comparison}
+    for name, target in zip(names, targets, strict=True):
+        write_image(target, pictures[name], mark)
+    compare_path = targets[-1]
     console.print(f"PSNR vs the sharp picture: {before:.2f} dB blurry → {after:.2f} dB deblurred")
     console.print(f"wrote [bold]{compare_path}[/bold]")
 
