@@ -15,7 +15,8 @@ from conftest import TINY, need_shared, run_cli
 from deblur_cli.errors import InputError
 from deblur_cli.model import build_model
 from deblur_cli.train.augment import AugmentConfig
-from deblur_cli.train.bank import build_bank, open_bank
+from deblur_cli.train.bank import open_bank
+from deblur_cli.train.bank_builder import build_bank
 from deblur_cli.train.data import TrainSet, open_source
 from deblur_cli.train.distil import Teaching
 from deblur_cli.train.teacher import DMPHN, load_teacher

@@ -14,9 +14,7 @@ from .train_cmd import parse_gammas, parse_synth_options, source_options
 
 @click.command("teach")
 @click.argument("data", nargs=-1, required=True)
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), required=True, help="BANK folder."
-)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="BANK folder.")
 @click.option(
     "--teacher",
     required=True,
@@ -93,7 +91,7 @@ def teach(
     """
     from ..engine import choose_device
     from ..errors import OutputError
-    from ..train.bank import BankWriter, bank_settings, build_bank
+    from ..train.bank_builder import BankWriter, bank_settings, build_bank
     from ..train.data import open_source
     from ..train.teacher import load_teacher
 
