@@ -15,6 +15,7 @@ from .common import (
     frame_batch_option,
     model_options,
     open_model,
+    overwrite_option,
     quality_option,
 )
 from .photo_common import photo_options, run_with_progress
@@ -66,13 +67,11 @@ def _summary_table(summary: BatchSummary, shard: Shard | None) -> Table:
     "taken from RANK/WORLD_SIZE automatically.",
 )
 @frame_batch_option
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Deblur every file again, replacing outputs that exist. Without it, existing "
-    "outputs are kept and their files skipped (an interrupted run resumes).",
+@overwrite_option(
+    "Deblur every file again, replacing outputs that exist. Without it, existing outputs "
+    "are kept and their files skipped (an interrupted run resumes).",
+    "--force",
 )
-@click.option("--force", "overwrite", is_flag=True, hidden=True, help="Old name of --overwrite.")
 @click.option(
     "--include-deblurred",
     is_flag=True,

@@ -122,6 +122,18 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def overwrite_option(help: str, *old_names: str) -> Callable[[Callable[..., Any]], Any]:
+    """--overwrite, the one flag by which every verb may replace an existing output, plus
+    hidden ``old_names`` still accepted from older scripts."""
+
+    def add(func: Callable[..., Any]) -> Any:
+        for name in old_names:
+            func = click.option(name, "overwrite", is_flag=True, hidden=True)(func)
+        return click.option("--overwrite", is_flag=True, help=help)(func)
+
+    return add
+
+
 quality_option = click.option(
     "--quality",
     type=click.IntRange(1, 100),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .common import console, describe, model_options, open_model
+from .common import console, describe, model_options, open_model, overwrite_option
 
 EXAMPLE_BLURRY, EXAMPLE_SHARP = "blurry.png", "sharp.png"
 EXAMPLE_NOTE = (
@@ -37,11 +37,9 @@ def example_path(name: str) -> Path:
     "comparison alone.",
 )
 @model_options
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Replace existing files that an earlier demo did not write (its own are replaced "
-    "anyway, so the same command can be run again).",
+@overwrite_option(
+    "Replace existing files that an earlier demo did not write (its own are replaced "
+    "anyway, so the same command can be run again)."
 )
 def demo(output: Path, weights, device, precision, tile, overlap, overwrite: bool) -> None:
     """Deblur a real blurry photo that ships with the package and compare with the truth.

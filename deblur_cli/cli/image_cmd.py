@@ -8,7 +8,14 @@ from typing import Any
 import click
 from rich.text import Text
 
-from .common import console, describe, model_options, open_model, quality_option
+from .common import (
+    console,
+    describe,
+    model_options,
+    open_model,
+    overwrite_option,
+    quality_option,
+)
 from .photo_common import photo_options, run_with_progress
 from .tile_progress import tile_progress
 
@@ -33,11 +40,9 @@ from .tile_progress import tile_progress
     help="Also write a labelled before/after picture here (one input only); both pictures "
     "are written or neither.",
 )
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Replace outputs that exist (the input itself included). Without it an existing "
-    "output is never touched and that file fails with a line naming it.",
+@overwrite_option(
+    "Replace outputs that exist (the input itself included). Without it an existing output "
+    "is never touched and that file fails with a line naming it."
 )
 @click.option(
     "--workers",

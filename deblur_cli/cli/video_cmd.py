@@ -19,7 +19,14 @@ from rich.progress import (
 from rich.text import Text
 
 from ..errors import DeblurError, OutputError
-from .common import console, describe, frame_batch_option, model_options, open_model
+from .common import (
+    console,
+    describe,
+    frame_batch_option,
+    model_options,
+    open_model,
+    overwrite_option,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,14 +115,12 @@ class FpsColumn(ProgressColumn):
     default=None,
     help="Write deblurred PNG frames (upright) and timestamps.txt here instead of a video.",
 )
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Start over: replace an existing output and discard the finished segments (or "
-    "frames) an earlier run left. Without it an existing output is never touched.",
+@overwrite_option(
+    "Replace an existing output, and discard the finished segments (or frames) an earlier "
+    "run made with other settings. Without it an existing output is never touched.",
+    "--force",
+    "--restart",
 )
-@click.option("--force", "overwrite", is_flag=True, hidden=True, help="Old name of --overwrite.")
-@click.option("--restart", "overwrite", is_flag=True, hidden=True, help="Old name of --overwrite.")
 @click.option(
     "--resume",
     is_flag=True,
