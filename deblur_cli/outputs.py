@@ -21,7 +21,10 @@ from .io.sniff import IMAGE_EXTENSIONS, OUTPUT_FORMATS, SOFTWARE
 
 SUFFIX = "_deblurred"
 MARK = SOFTWARE.split()[0].encode() + b" "  # b"deblur-cli ", whatever the version
-MARK_BYTES = 64 * 1024  # where the mark is looked for: metadata precedes the pixels
+# Where the mark is looked for: the first and last bytes of a file. PNG, JPEG and TIFF keep
+# it near the start (deblur writes the PNG chunk right after IHDR); WebP's EXIF chunk
+# follows the pixels.
+MARK_BYTES = 16 * 1024
 
 
 def with_format(path: Path, output_format: str = "keep") -> Path:
@@ -133,13 +136,17 @@ def check_replace(dst: Path, overwrite: bool, src: Path | None = None) -> None:
 
 
 def is_own_output(path: str | os.PathLike) -> bool:
-    """Whether deblur wrote ``path``: a default name (``*_deblurred.*``) or the mark in the
-    metadata at the start of the file."""
+    """Whether deblur wrote ``path``: a default name (``*_deblurred.*``) or the mark in its
+    metadata, read from the first and last ``MARK_BYTES`` of the file."""
     path = Path(path)
     if path.stem.endswith(SUFFIX):
         return True
     try:
         with open(path, "rb") as f:
-            return MARK in f.read(MARK_BYTES)
+            head = f.read(MARK_BYTES)
+            if MARK in head:
+                return True
+            f.seek(max(len(head), f.seek(0, os.SEEK_END) - MARK_BYTES))
+            return MARK in f.read()
     except OSError:
         return False

@@ -260,9 +260,11 @@ def test_image_command_draws_a_tile_bar_for_big_photos(tmp_path: Path) -> None:
     src = tmp_path / "photo.png"
     cv2.imwrite(str(src), pixels[..., ::-1])
     weights = random_weights(tmp_path / "w.safetensors", TINY)
-    tiles = len(plan_tiles(*pixels.shape[:2], 128, 128, TINY.size_multiple))
+    tiles = len(plan_tiles(*pixels.shape[:2], 128, 32, TINY.size_multiple))
     common = ("--weights", weights, "--device", "cpu", "--precision", "fp32")
-    result = run_cli("image", src, "-o", tmp_path / "tiled.png", "--tile", "128", *common)
+    # a 128-px tile needs an overlap under 64 (the CLI refuses --tile 128 with the default 128)
+    tiled = ("--tile", "128", "--overlap", "32")
+    result = run_cli("image", src, "-o", tmp_path / "tiled.png", *tiled, *common)
     assert result.returncode == 0, result.stderr
     assert f"{tiles}/{tiles} tiles" in result.stderr
     assert (tmp_path / "tiled.png").exists()

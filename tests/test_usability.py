@@ -96,6 +96,7 @@ def test_batch_leaves_out_its_own_pictures_and_keeps_existing_outputs(
     # two files deblur wrote: a default name, and one whose only sign is the metadata mark
     assert invoke("image", photos / "a.png", *common).exit_code == 0
     assert invoke("image", photos / "a.png", "-o", photos / "sharp.jpg", *common).exit_code == 0
+    assert invoke("image", photos / "a.png", "-o", photos / "s.webp", *common).exit_code == 0
     with Image.open(photos / "sharp.jpg") as im:
         assert im.getexif().get(0x0131, "").startswith("deblur-cli ")  # EXIF Software
     with Image.open(photos / "a_deblurred.png") as im:
@@ -104,12 +105,12 @@ def test_batch_leaves_out_its_own_pictures_and_keeps_existing_outputs(
     result = invoke("batch", photos, "-o", tmp_path / "out", *common)
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
-    assert "left out 2 picture(s) deblur wrote itself" in result.stderr
+    assert "left out 3 picture(s) deblur wrote itself" in result.stderr  # WebP: mark at the end
     assert "--include-deblurred" in result.stderr
 
     result = invoke("batch", photos, "-o", tmp_path / "all", "--include-deblurred", *common)
     assert result.exit_code == 0, result.stderr
-    assert len(list((tmp_path / "all").iterdir())) == 3
+    assert len(list((tmp_path / "all").iterdir())) == 4
 
     # an existing output is kept (resume) until --overwrite says otherwise
     out = tmp_path / "out" / "a.png"

@@ -24,7 +24,8 @@ def usage_line(err: click.UsageError) -> str:
     to read more (``error: missing argument 'INPUTS...' (see 'deblur image --help')``)."""
     message = " ".join(err.format_message().split()).rstrip(".")
     message = message.replace(". Did you mean", "; did you mean")
-    message = message[:1].lower() + message[1:]
+    if message[1:2].islower():  # "Missing argument" → "missing argument"; "JPEG" stays
+        message = message[:1].lower() + message[1:]
     where = err.ctx.command_path if err.ctx is not None else "deblur"
     return f"{message} (see '{where} --help')"
 

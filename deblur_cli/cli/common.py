@@ -128,7 +128,9 @@ def overwrite_option(help: str, *old_names: str) -> Callable[[Callable[..., Any]
 
     def add(func: Callable[..., Any]) -> Any:
         for name in old_names:
-            func = click.option(name, "overwrite", is_flag=True, hidden=True)(func)
+            func = click.option(
+                name, "overwrite", is_flag=True, hidden=True, help="Old name of --overwrite."
+            )(func)
         return click.option("--overwrite", is_flag=True, help=help)(func)
 
     return add
