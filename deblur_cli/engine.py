@@ -101,8 +101,8 @@ def choose_precision(device: torch.device, precision: str = "auto") -> torch.dty
 def precision_choice(device: torch.device, precision: str = "auto") -> tuple[str, str]:
     """``(name, why)``: the precision a run uses and, for ``auto``, the reason (printed in
     the run's summary). On a CPU, ``auto`` is bf16 where it is native, else int8 where the
-    CPU has AVX2 and oneDNN's int8 convolutions (the model's calibration must also pass the
-    quality gate: :func:`load_model` checks that), else fp32."""
+    CPU has AVX2 and oneDNN's int8 convolutions (and the model a stored int8 calibration
+    that passed its check: :func:`load_model` looks), else fp32."""
     from .quantize import cpu_isa, cpu_kind, int8_usable
 
     name = (precision or "auto").lower()
@@ -202,15 +202,22 @@ def load_model(
 def _int8_calibration(
     net: MultiScaleDeblurNet, weight_file: WeightFile, reason: str
 ) -> tuple[Any, str, str]:
-    """(calibration, precision, reason) for a run that wants int8: the stored calibration
-    (or one made now, once). Under ``auto``, a calibration whose check failed means fp32."""
-    from .quantize import GATE_PSNR_DB, ensure_calibration
+    """(calibration, precision, reason) for a run that wants int8. ``--precision int8`` takes
+    the stored calibration or makes one now (once, saying so); ``auto`` takes int8 only with
+    a stored calibration whose check passed, else fp32 and why."""
+    from .quantize import GATE_PSNR_DB, ensure_calibration, load_calibration
 
-    calibration = ensure_calibration(net, weight_file.path)
-    if not reason or calibration.passes:
-        return calibration, "int8", reason
-    db = calibration.check.get("psnr_db")
-    return None, "fp32", f"{reason}: int8 of this model is {db} dB from fp32 (< {GATE_PSNR_DB:g})"
+    if not reason:
+        return ensure_calibration(net, weight_file.path), "int8", reason
+    calibration = load_calibration(net, weight_file.path)
+    if calibration is None:
+        why = "no int8 calibration for this model yet (--precision int8 makes one)"
+        return None, "fp32", f"{reason}: {why}"
+    if not calibration.passes:
+        db = calibration.check.get("psnr_db")
+        why = f"int8 of this model is {db} dB from fp32 (< {GATE_PSNR_DB:g})"
+        return None, "fp32", f"{reason}: {why}"
+    return calibration, "int8", reason
 
 
 def _env_flag(name: str, default: bool) -> bool:

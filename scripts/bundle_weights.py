@@ -4,7 +4,8 @@
         --description "..." --training-data "..." --license "..."
 
 Rewrites the file into weights/NAME.safetensors with full metadata, then adds or replaces
-the [models.NAME] entry (config, bundled file name, sha256) in weights/registry.toml.
+the [models.NAME] entry (config, bundled file name, sha256) in weights/registry.toml, and
+(with ../shared/data present) writes weights/NAME.int8.json, the int8 calibration.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import argparse
 import json
 import re
 from pathlib import Path
+
+from calibrate_int8 import DATA, write_calibration  # scripts/ is on sys.path
 
 from deblur_cli.weights import read_weights, save_weights, sha256_file
 
@@ -38,6 +41,9 @@ def main() -> None:
     parser.add_argument("--training-data", default="")
     parser.add_argument("--license", default="")
     parser.add_argument("--metrics", default="{}", help="JSON object")
+    parser.add_argument(
+        "--no-int8", action="store_true", help="skip scripts/calibrate_int8.py (NAME.int8.json)"
+    )
     args = parser.parse_args()
 
     wf = read_weights(args.source)
@@ -73,6 +79,8 @@ def main() -> None:
     text = pattern.sub("", text).rstrip() + "\n\n" + entry
     registry.write_text(text)
     print(f"{target} sha256 {digest}")
+    if DATA.is_dir() and not args.no_int8:  # --precision int8 needs the model's calibration
+        write_calibration(str(target), data=DATA)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 
 from deblur_cli.io.images import read_image
 from deblur_cli.model import build_model
-from deblur_cli.quantize import calibrate, compare_to_fp32, cpu_kind, sidecar_path
+from deblur_cli.quantize import TAIL, calibrate, compare_to_fp32, cpu_kind, sidecar_path
 from deblur_cli.weights import load_weight_file
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -65,7 +65,11 @@ def photos(data: Path, spec: tuple) -> tuple[list[np.ndarray], list[str]]:
 
 
 def write_calibration(
-    weights: str | None, out: Path | None = None, data: Path = DATA, quiet: bool = False
+    weights: str | None,
+    out: Path | None = None,
+    data: Path = DATA,
+    quiet: bool = False,
+    tail: float = TAIL,
 ) -> Path:
     """Calibrate ``weights`` (None: the bundled default) and write the sidecar; its path."""
     wf = load_weight_file(weights)
@@ -74,7 +78,7 @@ def write_calibration(
     start = time.perf_counter()
     images, names = photos(data, CALIBRATION_SET)
     check, check_names = photos(data, CHECK_SET)
-    calibration = calibrate(net, images, names)
+    calibration = calibrate(net, images, names, tail=tail)
     results = [compare_to_fp32(net, calibration, check, levels=n) for n in (127, 63)]
     worst = min(results, key=lambda r: r["psnr_db"])
     calibration.check = {
@@ -99,11 +103,14 @@ def main() -> int:
     parser.add_argument("weights", nargs="?", default=None, help="default: the bundled model")
     parser.add_argument("-o", "--output", type=Path, default=None)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--tail", type=float, default=TAIL, help="share of extreme values left out (0: min/max)"
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"error: {args.data} not found", file=sys.stderr)
         return 2
-    write_calibration(args.weights, args.output, args.data)
+    write_calibration(args.weights, args.output, args.data, tail=args.tail)
     return 0
 
 

@@ -97,7 +97,8 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             callback=_check_precision_device,
             help="auto = fp16 on CUDA; on a CPU bf16 where native, else int8 (x86 with "
-            "AVX2), else fp32. int8 runs on CPUs only. fp16 is refused on CPU (~1000x slower).",
+            "AVX2, for a model with an int8 calibration), else fp32. int8 runs on CPUs "
+            "only. fp16 is refused on CPU (~1000x slower).",
         ),
         click.option(
             "--tile",
