@@ -92,8 +92,15 @@ def choose_precision(device: torch.device, precision: str = "auto") -> torch.dty
     if name == "fp16" and device.type == "cpu":
         raise DeblurError("fp16 on CPU is ~1000x slower than fp32; use --precision bf16 or fp32")
     if name == "int8":
+        from .quantize import int8_usable
+
         if device.type != "cpu":
             raise DeblurError(f"int8 runs on CPUs only, not {device.type}; use auto or fp16")
+        if not int8_usable(device):
+            raise DeblurError(
+                "int8 needs oneDNN's quantized convolutions on an x86 CPU with AVX2 "
+                "(not found here); use --precision fp32 or auto"
+            )
         return torch.float32
     return DTYPES[name]
 
@@ -136,7 +143,7 @@ class Deblurrer:
     # What runs the forward pass: the fused twin of ``net`` (fused.py), its int8 twin
     # (quantize.py), or None for eager.
     runner: torch.nn.Module | None = None
-    # For the run's summary: why this precision (``auto: ...``); empty when it was asked for.
+    # For the run's summary: why this precision (``auto on <CPU kind>``); empty when asked for.
     precision_reason: str = ""
 
     @property
@@ -158,9 +165,9 @@ class Deblurrer:
     @property
     def precision_summary(self) -> str:
         """``int8 (auto on AVX2, no VNNI, no native bf16)``: the precision and why."""
-        return f"{self.precision} ({self.precision_reason})" if self.precision_reason else (
-            self.precision
-        )  # fmt: skip
+        if not self.precision_reason:
+            return self.precision
+        return f"{self.precision} ({self.precision_reason})"
 
     def __call__(self, image: np.ndarray, **kwargs: Any) -> np.ndarray:
         return deblur_array(self, image, **kwargs)
@@ -294,15 +301,10 @@ def _int8_runner(
     weights: WeightFile | None,
     int8: Any,
 ) -> torch.nn.Module:
-    from .quantize import Calibration, Int8Net, ensure_calibration, int8_usable
+    from .quantize import Calibration, Int8Net, ensure_calibration
 
-    if device.type != "cpu" or dtype != torch.float32:
-        raise DeblurError("int8 needs an fp32 network on the CPU")
-    if not int8_usable(device):
-        raise DeblurError(
-            "int8 needs oneDNN's quantized convolutions on an x86 CPU with AVX2 "
-            "(not found here); use --precision fp32 or auto"
-        )
+    if dtype != choose_precision(device, "int8"):  # raises where int8 cannot run
+        raise DeblurError("int8 is built from an fp32 network")
     calibration = int8 if isinstance(int8, Calibration) else None
     if calibration is None:
         calibration = ensure_calibration(net, weights.path if weights else None)

@@ -13,7 +13,8 @@ from conftest import TINY, need_shared, run_cli
 from photo_helpers import psnr, random_weights
 
 from deblur_cli import quantize
-from deblur_cli.engine import load_model, precision_choice
+from deblur_cli.engine import choose_precision, load_model, precision_choice
+from deblur_cli.errors import DeblurError
 from deblur_cli.io.images import read_image
 from deblur_cli.model import build_model
 from deblur_cli.quantize import (
@@ -54,7 +55,8 @@ def test_auto_precision_by_cpu_kind(monkeypatch, bf16: bool, int8: bool, expecte
     monkeypatch.setattr(quantize, "int8_usable", lambda device=None: int8)
     name, why = precision_choice(CPU, "auto")
     assert name == expected and why.startswith("auto on ")
-    assert precision_choice(CPU, "int8") == ("int8", "")
+    if int8:
+        assert precision_choice(CPU, "int8") == ("int8", "")
 
 
 def _tiny_net(path: Path):
@@ -176,3 +178,12 @@ def test_calibration_json_round_trip(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Calibration.from_json(json.dumps(data))
     assert sidecar_path("w/light-gopro.safetensors") == Path("w/light-gopro.int8.json")
+
+
+def test_int8_refused_where_it_cannot_run(monkeypatch) -> None:
+    with pytest.raises(DeblurError, match="CPUs only"):
+        choose_precision(torch.device("cuda"), "int8")
+    monkeypatch.setattr(quantize, "int8_usable", lambda device=None: False)
+    with pytest.raises(DeblurError, match="AVX2"):
+        choose_precision(CPU, "int8")
+    assert precision_choice(CPU, "auto")[0] in ("bf16", "fp32")
