@@ -6,7 +6,10 @@
 Sets: ``gopro_test_scenes`` (GOPRO *test* scenes: the honest check, never seen by the
 teacher), REDS x4 clip test003 (held out of all our training), Levin 2009, and
 ``gopro_style_train_scenes`` (reported only: the teacher saw those scenes); then the do-no-harm
-check on 113 sharp photos (the 7 GOPRO sharp frames, BSDS bsd100, DIV2K 6). Scores follow
+check on 113 sharp photos (the 7 GOPRO sharp frames, BSDS bsd100, DIV2K 6), and with
+``--bank DIR`` how much of the teacher's correction a student reproduces on crops it never
+trained on (``match``: 1 - L1(student, teacher) / L1(blurry, teacher); 0 = the blurry input,
+1 = the teacher). Scores follow
 ``deblur eval`` (clamp + round, PSNR range 255); students run in ``--precision`` (bf16 by
 default, as the model card's tables), whole images. Each (model, set) result is kept as JSON
 in OUT, so an interrupted run resumes and a new model costs only its own evaluation.
@@ -63,6 +66,22 @@ class TeacherModel:
         return out.to(torch.uint8).numpy()
 
 
+def teacher_match(bank: Path, model) -> dict[str, float]:
+    """The share of the teacher's correction (its output minus the input) a model makes."""
+    from deblur_cli.train.bank import open_bank
+    from deblur_cli.train.source import load_rgb
+
+    source = open_bank(bank)
+    to_teacher = from_input = 0.0
+    for name in source.names:
+        blur = np.ascontiguousarray(load_rgb(bank / "blur" / f"{name}.png"))
+        target = load_rgb(bank / "teacher" / f"{name}.png").astype(np.float32)
+        out = model(blur).astype(np.float32)
+        to_teacher += float(np.abs(out - target).mean())
+        from_input += float(np.abs(blur.astype(np.float32) - target).mean())
+    return {"match": 1 - to_teacher / from_input, "l1": to_teacher / len(source.names)}
+
+
 def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(spec).stem if "/" in spec else spec)
 
@@ -76,11 +95,12 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--sets", default=",".join([*PAIR_SETS, "sharp"]))
     parser.add_argument("--teacher-sharp", action="store_true", help="also the sharp check")
+    parser.add_argument("--bank", type=Path, help="held-out teacher bank: the 'match' column")
     args = parser.parse_args()
     from deblur_cli.engine import load_model
 
     args.out.mkdir(parents=True, exist_ok=True)
-    wanted = args.sets.split(",")
+    wanted = args.sets.split(",") + (["match"] if args.bank else [])
     entries = [("identity", None, "identity")] + [(slug(m), m, "student") for m in args.models]
     entries += [(f"teacher-{slug(t)}", t, "teacher") for t in args.teacher]
     table = []
@@ -92,13 +112,17 @@ def main() -> None:
                 kind == "identity" or kind == "teacher" and not args.teacher_sharp
             ):
                 continue
+            if set_name == "match" and kind != "student":
+                continue
             cache = args.out / f"{name}.{set_name}.json"
             if not cache.is_file():
                 if model is None and kind != "identity":
                     model = (TeacherModel(spec, args.precision) if kind == "teacher" else
                              load_model(spec, "cpu", args.precision, tile=0))  # fmt: skip
                 start = time.perf_counter()
-                if set_name == "sharp":
+                if set_name == "match":
+                    summary = teacher_match(args.bank, model)
+                elif set_name == "sharp":
                     paths = [p for d in SHARP_DIRS for p in list_images(args.data / d)]
                     result = check_sharp(paths, model)
                     summary = {"shift": result["mean"]["shift"]["all"],
@@ -124,6 +148,8 @@ def main() -> None:
             value = row.get(s)
             if value is None:
                 cells.append("")
+            elif s == "match":
+                cells.append(f"{value['match']:.3f}")
             elif s == "sharp":
                 cells.append(f"{value['shift']:+.2f} / {value['psnr']:.2f}")
             else:
