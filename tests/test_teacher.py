@@ -99,11 +99,19 @@ def test_bank_is_built_resumed_extended_and_guarded(tmp_path: Path) -> None:
     assert (64, 64, 3) in small and (72, 72, 3) in small  # the 64 px photo fits whole
     manifest = json.loads((bank / "bank.json").read_text())
     assert manifest["teacher"]["architecture"] == "DMPHN(1-2-4)"
-    # The teacher's crop is its restoration of the blurry crop: it changed it, keeping tone.
-    blur = cv2.imread(str(bank / "blur" / names[0])).astype(float)
-    target = cv2.imread(str(bank / "teacher" / names[0])).astype(float)
-    assert blur.shape == target.shape and np.abs(blur - target).mean() > 0.5
-    assert abs(blur.mean() - target.mean()) < 3
+    # Each teacher crop is the teacher's restoration of its blurry crop (same precision).
+    teacher = load_teacher(_teacher_file(), "cpu", "auto")
+    changed = 0
+    for name in names:
+        blur = cv2.imread(str(bank / "blur" / name))[..., ::-1]
+        target = cv2.imread(str(bank / "teacher" / name))[..., ::-1].astype(float)
+        x = torch.from_numpy(blur.copy()).permute(2, 0, 1)[None].float()
+        expected = teacher(x)[0].permute(1, 2, 0).round().numpy()
+        assert blur.shape == target.shape
+        # bf16 results move by a level or two with the batch they ran in
+        assert np.abs(target - expected).max() <= 3 and np.abs(target - expected).mean() < 0.5
+        changed += bool(np.abs(target - blur).max() > 2)
+    assert changed >= 2  # restored, not copied
     before = (bank / "teacher" / names[0]).stat().st_mtime_ns
 
     again = run_cli(*args, "--count", "6")  # resumes: only crops 4 and 5 are new
