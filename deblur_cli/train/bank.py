@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from .augment import center_crop, random_crop
-from .source import Source, as_uint8, list_images, load_rgb
+from .source import Source, as_uint8, list_images, load_rgb, spread_split
 
 MANIFEST = "bank.json"
 
@@ -109,16 +109,9 @@ class BankSource(Source):
         return center_crop(blur, crop), center_crop(target, crop)
 
     def split(self, n_val):
-        n_val = min(n_val, len(self.names) // 2)
-        if n_val <= 0:
-            return self, BankSource(self.root, [], self.teacher_share)
-        step = len(self.names) / n_val
-        held = {int(i * step + step / 2) for i in range(n_val)}
-        keep = [n for i, n in enumerate(self.names) if i not in held]
-        val = [n for i, n in enumerate(self.names) if i in held]
-        return (
-            BankSource(self.root, keep, self.teacher_share),
-            BankSource(self.root, val, self.teacher_share),
+        keep, val = spread_split(self.names, n_val)
+        return BankSource(self.root, keep, self.teacher_share), BankSource(
+            self.root, val, self.teacher_share
         )
 
     def describe(self) -> str:

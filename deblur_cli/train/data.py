@@ -38,7 +38,15 @@ from ..errors import DeblurError, InputError
 from .augment import AugmentConfig, augment_pair, center_crop, random_crop
 from .bank import BankSource, BlurrySource, is_bank, open_bank
 from .identity import IdentitySource, identity_photos
-from .source import DecodedCache, Source, as_uint8, decode_rgb, list_images, load_rgb
+from .source import (
+    DecodedCache,
+    Source,
+    as_uint8,
+    decode_rgb,
+    list_images,
+    load_rgb,
+    spread_split,
+)
 
 __all__ = [
     "BankSource",
@@ -85,16 +93,8 @@ class PairSource(Source):
         return center_crop(blur, crop), center_crop(sharp, crop)
 
     def split(self, n_val):
-        # Every k-th pair rather than the last ones: GOPRO lists are sorted by scene, and
-        # a validation set from one scene only would say little.
-        n_val = min(n_val, len(self.pairs) // 2)
-        if n_val <= 0:
-            return self, PairSource(self.root, [], self.kind)
-        step = len(self.pairs) / n_val
-        held = {int(i * step + step / 2) for i in range(n_val)}
-        train = [p for i, p in enumerate(self.pairs) if i not in held]
-        val = [p for i, p in enumerate(self.pairs) if i in held]
-        return PairSource(self.root, train, self.kind), PairSource(self.root, val, self.kind)
+        keep, val = spread_split(self.pairs, n_val)  # GOPRO lists are sorted by scene
+        return PairSource(self.root, keep, self.kind), PairSource(self.root, val, self.kind)
 
     def names(self) -> list[str]:
         return [blur.name for blur, _ in self.pairs]
@@ -276,16 +276,8 @@ class StillSource(Source):
         return center_crop(blur, crop), center_crop(sharp, crop)
 
     def split(self, n_val):
-        n_val = min(n_val, len(self.paths) // 2)
-        if n_val <= 0:
-            return self, StillSource(self.root, [], self.options)
-        step = len(self.paths) / n_val
-        held = {int(i * step + step / 2) for i in range(n_val)}
-        train = [p for i, p in enumerate(self.paths) if i not in held]
-        val = [p for i, p in enumerate(self.paths) if i in held]
-        return StillSource(self.root, train, self.options), StillSource(
-            self.root, val, self.options
-        )
+        keep, val = spread_split(self.paths, n_val)
+        return StillSource(self.root, keep, self.options), StillSource(self.root, val, self.options)
 
 
 def _show(value: Any) -> str:

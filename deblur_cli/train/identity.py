@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from .augment import center_crop, random_crop
-from .source import Source, as_uint8, list_images, load_rgb
+from .source import Source, as_uint8, list_images, load_rgb, spread_split
 
 JPEG_QUALITY = (80, 98)  # everyday cameras and phones save at 80-98
 JPEG_CHANCE = 0.5
@@ -118,14 +118,8 @@ class IdentitySource(Source):
         return degrade(target, np.random.default_rng([seed, 3, index]), always=True), target
 
     def split(self, n_val):
-        n_val = min(n_val, len(self.paths) // 2)
-        if n_val <= 0:
-            return self, IdentitySource(self.root, [])
-        step = len(self.paths) / n_val
-        held = {int(i * step + step / 2) for i in range(n_val)}
-        train = [p for i, p in enumerate(self.paths) if i not in held]
-        val = [p for i, p in enumerate(self.paths) if i in held]
-        return IdentitySource(self.root, train), IdentitySource(self.root, val)
+        keep, val = spread_split(self.paths, n_val)
+        return IdentitySource(self.root, keep), IdentitySource(self.root, val)
 
     def describe(self) -> str:
         return f"identity:{self.root} ({self.photo_count} photos, {len(self)} items)"

@@ -117,3 +117,17 @@ class Source:
 
     def describe(self) -> str:
         return f"{self.kind}:{self.root} ({len(self)} items)"
+
+
+def spread_split(items: list, n_val: int) -> tuple[list, list]:
+    """Every k-th item held back (at most half), not the last ones: lists are sorted by
+    scene or name, and a validation set from one end of them would say little."""
+    n_val = min(n_val, len(items) // 2)
+    if n_val <= 0:
+        return list(items), []
+    step = len(items) / n_val
+    held = {int(i * step + step / 2) for i in range(n_val)}
+    return (
+        [x for i, x in enumerate(items) if i not in held],
+        [x for i, x in enumerate(items) if i in held],
+    )
