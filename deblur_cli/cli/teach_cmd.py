@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import console
+from .common import PRECISIONS, console
 from .synth_cmd import _progress, synth
 from .train_cmd import parse_gammas, parse_synth_options, source_options
 
@@ -44,7 +44,7 @@ from .train_cmd import parse_gammas, parse_synth_options, source_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, mps.")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    type=click.Choice([p for p in PRECISIONS if p != "int8"]),  # int8 is for inference
     default="auto",
     show_default=True,
     help="Teacher precision: auto = fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.",

@@ -52,9 +52,9 @@ class BankWriter:
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         self.write_manifest()
 
-    def write_manifest(self, count: int | None = None) -> None:
-        data = {"format": FORMAT, "settings": self.settings, "crops": count or self.count()}
-        data["teacher"] = self.settings["teacher"]
+    def write_manifest(self) -> None:
+        data = {"format": FORMAT, "settings": self.settings, "crops": self.count()}
+        data["teacher"] = self.settings["teacher"]  # where BankSource looks for it
         with atomic_path(self.root / MANIFEST) as tmp:
             tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
@@ -116,9 +116,11 @@ def build_bank(
     provenance = teacher_provenance or getattr(teacher, "provenance", {})
     writer = BankWriter(out, bank_settings(sources, provenance, crop, seed))
     writer.open()
-    todo = [k for k in range(count) if not writer.done(k)]
+    todo = []
     for k in range(count):
-        if writer.done(k) and progress:
+        if not writer.done(k):
+            todo.append(k)
+        elif progress:
             progress(k, True)
     crops = _Crops(TrainSet(list(sources), crop, AugmentConfig.none(), seed), todo)
     loader = DataLoader(

@@ -508,11 +508,14 @@ class StepBatches(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return max(0, self.end - self.start)
 
+    def ids(self, step: int) -> range:
+        """The sample ids this rank takes at ``step``."""
+        first = (step * self.world + self.rank) * self.per_rank
+        return range(first, first + self.per_rank)
+
     def __iter__(self):
-        global_batch = self.per_rank * self.world
         for step in range(self.start, self.end):
-            first = step * global_batch + self.rank * self.per_rank
-            yield list(range(first, first + self.per_rank))
+            yield list(self.ids(step))
 
 
 def one_line(err: BaseException) -> str:

@@ -116,7 +116,7 @@ class DMPHN(nn.Module):
         return self.decoder_lv1(self.encoder_lv1(x + r2) + f2)
 
 
-def is_dmphn(state_dict: dict[str, torch.Tensor]) -> bool:
+def is_dmphn(state_dict: dict) -> bool:
     return any(key.startswith("encoder_lv1.") for key in state_dict)
 
 
@@ -163,34 +163,24 @@ class Teacher:
         return self.dtype != torch.float32
 
 
-def teacher_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
-    """bf16 on CPUs that have it natively, fp16 on CUDA, fp32 otherwise (never fp16 on CPU)."""
-    from ..engine import choose_precision
-
-    if precision == "auto" and device.type == "cuda":
-        return torch.float16
-    return choose_precision(device, precision)
-
-
 def load_teacher(
     spec: str | os.PathLike, device: torch.device | str = "cpu", precision: str = "auto"
 ) -> Teacher:
     """A DMPHN safetensors file, or anything ``--weights`` accepts, as a :class:`Teacher`."""
-    from ..engine import choose_device
+    from ..engine import choose_device, choose_precision
     from ..weights import load_weight_file
 
     dev = choose_device(str(device)) if isinstance(device, str) else device
-    dtype = teacher_dtype(dev, precision)
+    # auto: fp16 on CUDA, bf16 on CPUs that have it natively, else fp32 (never fp16 on CPU)
+    dtype = choose_precision(dev, precision)
     path = Path(spec)
-    if path.is_file() and _safetensors_keys_are_dmphn(path):
-        from safetensors.torch import load_file
-
+    dmphn = _read_dmphn(path) if path.is_file() else None
+    if dmphn is not None:
+        state, metadata = dmphn
         try:
-            state = load_file(str(path))
-            metadata = _safetensors_metadata(path)
             net = DMPHN()
             net.load_state_dict(state)
-        except (RuntimeError, OSError) as err:
+        except RuntimeError as err:
             raise WeightsError(f"{path}: not a DMPHN(1-2-4) weight file ({err})") from None
         provenance = {
             "architecture": metadata.get("architecture", DMPHN_ARCHITECTURE),
@@ -217,18 +207,15 @@ def load_teacher(
     return Teacher(net, kind, multiple, dev, dtype, provenance)
 
 
-def _safetensors_keys_are_dmphn(path: Path) -> bool:
+def _read_dmphn(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+    """Tensors and metadata of a DMPHN safetensors file in one read; None for anything else
+    (``load_weight_file`` then says what it is)."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), "pt") as f:
-            return any(k.startswith("encoder_lv1.") for k in f.keys())
-    except Exception:  # not safetensors: let load_weight_file explain what it is
-        return False
-
-
-def _safetensors_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return dict(f.metadata() or {})
+            if not is_dmphn(dict.fromkeys(f.keys())):
+                return None
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return None

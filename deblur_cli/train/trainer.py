@@ -457,12 +457,6 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
 
-    def _batch_ids(self) -> range:
-        """The sample ids this rank trains on at the current step (see StepBatches)."""
-        per_rank = self.cfg.batch // self.dist.world
-        first = self.step * self.cfg.batch + self.dist.rank * per_rank
-        return range(first, first + per_rank)
-
     def train_step(self, blur: torch.Tensor, sharp: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step of G (and D first, as the official ``Adversarial`` loss)."""
         spec = self.loss_spec
@@ -470,7 +464,7 @@ class Trainer:
         sharp = sharp.to(self.device, non_blocking=True)
         if self.teaching is not None:
             t0 = time.perf_counter()
-            mask = self.teaching.mask(self.train_set, self._batch_ids())
+            mask = self.teaching.mask(self.train_set, self._sampler().ids(self.step))
             blur, sharp = self.teaching.label(blur, sharp, mask, self.step)
             self.teacher_time += time.perf_counter() - t0
         blur = blur.contiguous(memory_format=torch.channels_last)
@@ -504,9 +498,13 @@ class Trainer:
             self.sched_d.step()
         return {k: v.detach() for k, v in stats.items()}
 
-    def _loader(self) -> DataLoader:
+    def _sampler(self) -> StepBatches:
+        """Which sample ids each step takes: the loader iterates it, the teacher asks it."""
         per_rank = self.cfg.batch // self.dist.world
-        sampler = StepBatches(self.step, self.cfg.steps, per_rank, self.dist.rank, self.dist.world)
+        return StepBatches(self.step, self.cfg.steps, per_rank, self.dist.rank, self.dist.world)
+
+    def _loader(self) -> DataLoader:
+        sampler = self._sampler()
         workers = max(0, self.cfg.workers)
         return DataLoader(
             self.train_set,
