@@ -500,3 +500,12 @@ def test_readme_commands_exist() -> None:
         for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
             assert option in known, (verb, option)
     assert os.path.basename(str(README)) == "README.md"
+
+
+def test_weights_list_reads_the_registry_without_torch() -> None:
+    """The registry is TOML: listing it must not pay for importing torch (seconds)."""
+    result = subprocess.run(
+        [sys.executable, "-c", REFUSAL_DRIVER, "weights", "list"], capture_output=True, text=True
+    )
+    assert result.stdout.split()[-2:] == ["0", "-"], (result.stdout, result.stderr)
+    assert "light-gopro*" in result.stdout

@@ -47,7 +47,7 @@ def _fields(rows: list[tuple[str, str]], prose: frozenset[str] = frozenset()) ->
 @weights.command("list")
 def list_() -> None:
     """Models in the registry, one line each (details: 'deblur weights info NAME')."""
-    from ..weights import load_registry
+    from ..catalog import load_registry
 
     registry = load_registry()
     rows = [("name", "source", "scales", "blocks", "feats", "kernel", "summary")]
