@@ -216,3 +216,31 @@ def test_teacher_share_is_a_stable_fraction(tmp_path: Path, tiny_weights) -> Non
         from deblur_cli.train.distil import parse_kinds
 
         parse_kinds("frames,nonsense")
+
+
+def test_teacher_by_family_scores_teacher_and_students_alike(tmp_path: Path) -> None:
+    """scripts/teacher_by_family.py: a network asked as teacher and as student scores the
+    same gain (the two paths agree); the synthesis options reach the family (tiny blur gains
+    less than large)."""
+    import subprocess
+    import sys
+
+    frames = need_shared("data", "frames", "GOPR0477_11_00")
+    photos = need_shared("data", "sharp", "kodak24crop_ffdnet")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "teacher_by_family.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "light-gopro", f"frames:{frames}",
+         "--family", f"tiny=stills:{photos};mix=none;blur_px=1-1.5;code_share=1",
+         "--family", f"large=stills:{photos};mix=none;blur_px=20-30;code_share=1",
+         "--student", "light-gopro", "--count", "3", "--patch", "96",
+         "--precision", "fp32", "--frames-gamma", "1"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ")]
+    table = {cells[0].strip(): [float(c) for c in cells[1:]] for cells in rows[1:]}
+    assert set(table) == {f"frames:{frames}", "tiny", "large"}
+    for blurry, teacher, gain, student_gain in table.values():
+        assert gain == pytest.approx(teacher - blurry, abs=0.011)
+        assert gain == pytest.approx(student_gain, abs=0.05)
+    assert table["tiny"][0] > table["large"][0] + 3  # the blurry input: larger blur, lower PSNR
