@@ -509,3 +509,23 @@ def test_weights_list_reads_the_registry_without_torch() -> None:
     )
     assert result.stdout.split()[-2:] == ["0", "-"], (result.stdout, result.stderr)
     assert "light-gopro*" in result.stdout
+
+
+def test_several_bad_inputs_and_an_empty_folder_are_refused_without_torch(tmp_path: Path) -> None:
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("not a picture")
+    (tmp_path / "nothing").mkdir()
+    for args, words in [
+        (["image", "empty.jpg", "notes.png", "-o", "out"], "2 of 2 file(s) failed"),
+        (["batch", "nothing", "-o", "out"], "no images found"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-c", REFUSAL_DRIVER, *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert result.stdout.split()[-2:] == ["2", "-"], (args, result.stdout, result.stderr)
+        assert words in result.stderr, args
+        assert "the others were written" not in result.stderr
+        assert not (tmp_path / "out").exists()  # nothing half-made

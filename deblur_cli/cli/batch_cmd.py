@@ -21,7 +21,7 @@ from .common import (
 from .photo_common import photo_options, run_with_progress
 
 if TYPE_CHECKING:
-    from ..batch import BatchSummary, Shard
+    from ..batch_plan import BatchSummary, Shard
 
 
 def _summary_table(summary: BatchSummary, shard: Shard | None) -> Table:
@@ -111,7 +111,7 @@ def batch(
       deblur batch photos/ -o restored/ --shard 1/4       # machine 2 of 4
       torchrun --nproc-per-node 8 -m deblur_cli batch photos/ -o restored/
     """
-    from ..batch import (
+    from ..batch_plan import (  # torch-free: an empty folder or a bad --shard costs no torch
         check_output_root,
         join_ranks,
         parse_shard,
@@ -121,7 +121,7 @@ def batch(
         shard_from_env,
         split_done,
     )
-    from ..io.images import max_megapixels_limit
+    from ..io.sniff import max_megapixels_limit
 
     max_megapixels = max_megapixels_limit(max_megapixels)  # a bad $DEBLUR_MAX_MEGAPIXELS: now
     shard = parse_shard(shard_text) if shard_text else shard_from_env()

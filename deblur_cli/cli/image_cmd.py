@@ -149,7 +149,7 @@ def _several(
 ) -> None:
     """Several photos through batch's loop: each bad file on its own ``error:`` line, the
     others written, a one-line summary, and a non-zero exit if any failed."""
-    from ..batch import BatchSummary, Job, check_output_root, failed_result
+    from ..batch_plan import BatchSummary, Job, check_output_root, failed_result
     from ..errors import DeblurError
     from ..outputs import check_not_input, check_writable
 

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from ..batch import BatchSummary, FileResult, Job
+    from ..batch_plan import BatchSummary, FileResult, Job
     from ..engine import Deblurrer
 
 max_megapixels_option = click.option(
