@@ -188,6 +188,7 @@ def old_write_image(path, pixels, info=None, *, quality=95, png_compression="fas
 
 def bench_batch(frames: list[np.ndarray], rounds: int, workers: int, cli: bool) -> None:
     from deblur_cli import batch as batch_lib
+    from deblur_cli import batch_plan
     from deblur_cli.engine import load_model
     from deblur_cli.io import images as images_lib
 
@@ -215,7 +216,7 @@ def bench_batch(frames: list[np.ndarray], rounds: int, workers: int, cli: bool) 
         ) -> Callable[[], float]:
             def run() -> float:
                 out = Path(tmp) / f"out_{time.monotonic_ns()}"
-                jobs = batch_lib.plan_batch(src, out)
+                jobs = batch_plan.plan_batch(src, out)
                 batch_lib.write_image = writer
                 batch_lib.yield_to_network = real_yield if io_priority else lambda: False
                 images_lib.decode_png = real_decode if png_reader else lambda data: None

@@ -19,24 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-# The plan (torch-free, so refusals come before torch loads), public here as before.
-from .batch_plan import (  # noqa: F401
-    TMP_MARK,
-    BatchSummary,
-    FileResult,
-    Job,
-    Shard,
-    check_output_root,
-    failed_result,
-    find_images,
-    join_ranks,
-    parse_shard,
-    plan_batch,
-    rank_device,
-    remove_stale_temporaries,
-    shard_from_env,
-    split_done,
-)
+from .batch_plan import BatchSummary, FileResult, Job, failed_result
 from .engine import (
     MAX_PER_PASS,
     Deblurrer,

@@ -18,7 +18,8 @@ from photo_helpers import data_file, random_weights
 from PIL import Image
 
 from deblur_cli import batch as batch_lib
-from deblur_cli.batch import Shard, parse_shard, plan_batch, rank_device, shard_from_env
+from deblur_cli import batch_plan
+from deblur_cli.batch_plan import Shard, parse_shard, plan_batch, rank_device, shard_from_env
 from deblur_cli.cli import main
 from deblur_cli.errors import DeblurError
 
@@ -166,8 +167,8 @@ def test_stale_temporary_of_own_output_removed(tmp_path: Path) -> None:
     other = out / ".someone_else.k2j4_x9.tmp.png"
     mine.write_bytes(b"half")
     other.write_bytes(b"half")
-    jobs = [batch_lib.Job(tmp_path / "img_001.png", out / "img_001.png")]
-    assert batch_lib.remove_stale_temporaries(jobs) == 1
+    jobs = [batch_plan.Job(tmp_path / "img_001.png", out / "img_001.png")]
+    assert batch_plan.remove_stale_temporaries(jobs) == 1
     assert not mine.exists() and other.exists()
 
 
