@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from deblur_cli.train.data import open_source
 from deblur_cli.train.evaluate import check_sharp, evaluate_pairs
 from deblur_cli.train.source import list_images
+from deblur_cli.train.teacher import load_teacher
 
 PAIR_SETS = {
     "gopro_test": "eval/gopro_test_scenes",
@@ -50,20 +50,6 @@ def reds_test003(data: Path, out: Path) -> Path:
             if not link.exists():
                 link.symlink_to(path.resolve())
     return folder
-
-
-class TeacherModel:
-    """A teacher as a numpy-in, numpy-out model (what evaluate_pairs calls)."""
-
-    def __init__(self, spec: str, precision: str) -> None:
-        from deblur_cli.train.teacher import load_teacher
-
-        self.teacher = load_teacher(spec, "cpu", precision)
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
-        out = self.teacher(x)[0].permute(1, 2, 0).round().clamp(0, 255)
-        return out.to(torch.uint8).numpy()
 
 
 def teacher_match(bank: Path, model) -> dict[str, float]:
@@ -117,8 +103,10 @@ def main() -> None:
             cache = args.out / f"{name}.{set_name}.json"
             if not cache.is_file():
                 if model is None and kind != "identity":
-                    model = (TeacherModel(spec, args.precision) if kind == "teacher" else
-                             load_model(spec, "cpu", args.precision, tile=0))  # fmt: skip
+                    if kind == "teacher":
+                        model = load_teacher(spec, "cpu", args.precision).restore
+                    else:
+                        model = load_model(spec, "cpu", args.precision, tile=0)
                 start = time.perf_counter()
                 if set_name == "match":
                     summary = teacher_match(args.bank, model)

@@ -5,8 +5,9 @@
         --student light-gopro --count 24 --patch 256
 
 Each DATA is a training source (the forms ``deblur train`` takes); ``--family NAME=SPEC`` with
-``;``-separated ``key=value`` synthesis options names a variant of ``stills:`` (e.g.
-``--family 'pans=stills:DIR;mix=none;blur_px=10-40;translation=1;rotation=0.2'``). For each
+``;``-separated ``KEY=VALUE`` synthesis options (as ``deblur train --synth-opt``) names a
+variant of ``stills:`` (e.g.
+``--family 'pans=stills:DIR;mix=none;blur_px=[10,40];translation=1;rotation=0.2'``). For each
 family the same ``--count`` crops are drawn once and scored: the blurry input, the teacher
 and, with ``--student``, a student, all against the truth (PSNR of the mean squared error
 over the crops, range 255, clamp + round).
@@ -22,7 +23,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 
 
 def squared_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -35,31 +35,13 @@ def pooled_psnr(errors: list[float]) -> float:
     return 10 * np.log10(255.0**2 / max(float(np.mean(errors)), 1e-10))
 
 
-def parse_value(text: str):
-    """'10-40' → (10.0, 40.0), '3' → 3, '0.5' → 0.5, anything else stays a string."""
-    for number in (int, float):
-        try:
-            return number(text)
-        except ValueError:
-            pass
-    low, _, high = text.partition("-")
-    try:
-        return (float(low), float(high))
-    except ValueError:
-        return text
-
-
 def parse_family(text: str) -> tuple[str, str, dict]:
+    """``NAME=SPEC;KEY=VALUE;…`` with the options of ``deblur train --synth-opt``."""
+    from deblur_cli.cli.train_cmd import parse_synth_options
+
     name, _, rest = text.partition("=")
     spec, *options = rest.split(";")
-    parsed = {}
-    for option in options:
-        key, _, value = option.partition("=")
-        parsed[key] = parse_value(value)
-    for key in ("jpeg",):
-        if key in parsed and isinstance(parsed[key], tuple):
-            parsed[key] = tuple(int(v) for v in parsed[key])
-    return name, spec, parsed
+    return name, spec, parse_synth_options(tuple(options))
 
 
 def main() -> None:
@@ -76,7 +58,6 @@ def main() -> None:
     parser.add_argument("--frames-gamma", default="2.2")
     parser.add_argument("--frames-crf", default=None)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
 
     from deblur_cli.engine import load_model
     from deblur_cli.train.data import open_source
@@ -104,8 +85,7 @@ def main() -> None:
             index = int(rng.integers(0, len(source)))
             blur, sharp = source.sample(index, rng, args.patch)
             blur = np.ascontiguousarray(blur)
-            x = torch.from_numpy(blur).permute(2, 0, 1)[None].float()
-            taught = teacher(x)[0].permute(1, 2, 0).round().numpy()
+            taught = teacher.restore(blur)
             scores["blurry"].append(squared_error(blur, sharp))
             scores["teacher"].append(squared_error(taught, sharp))
             for s, model in students:

@@ -230,8 +230,8 @@ def test_teacher_by_family_scores_teacher_and_students_alike(tmp_path: Path) -> 
     script = Path(__file__).resolve().parents[1] / "scripts" / "teacher_by_family.py"
     result = subprocess.run(
         [sys.executable, str(script), "light-gopro", f"frames:{frames}",
-         "--family", f"tiny=stills:{photos};mix=none;blur_px=1-1.5;code_share=1",
-         "--family", f"large=stills:{photos};mix=none;blur_px=20-30;code_share=1",
+         "--family", f"tiny=stills:{photos};mix=none;blur_px=[1,1.5];code_share=1",
+         "--family", f"large=stills:{photos};mix=none;blur_px=[20,30];code_share=1",
          "--student", "light-gopro", "--count", "3", "--patch", "96",
          "--precision", "fp32", "--frames-gamma", "1"],
         capture_output=True, text=True, timeout=300, check=False,

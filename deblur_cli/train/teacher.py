@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -157,6 +158,12 @@ class Teacher:
             else:
                 out = self.net(x).float()
         return out[..., :h, :w].clamp_(0, 255).to(blur.device)
+
+    def restore(self, pixels: np.ndarray) -> np.ndarray:
+        """One picture, H×W×3 uint8 in and out: the calling convention of deblur's own models
+        (``engine.load_model``), so scoring code treats a teacher like any model."""
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
+        return self(x)[0].permute(1, 2, 0).round().to(torch.uint8).numpy()
 
     @property
     def _autocast(self) -> bool:
