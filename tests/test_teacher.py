@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -244,3 +245,28 @@ def test_teacher_by_family_scores_teacher_and_students_alike(tmp_path: Path) -> 
         assert gain == pytest.approx(teacher - blurry, abs=0.011)
         assert gain == pytest.approx(student_gain, abs=0.05)
     assert table["tiny"][0] > table["large"][0] + 3  # the blurry input: larger blur, lower PSNR
+
+
+def test_memorisation_check_fits_its_crops(tmp_path: Path) -> None:
+    """scripts/memorisation_check.py: the student learns its few fixed crops (train gain
+    climbs), and a network asked as teacher scores what the untrained student scores."""
+    import subprocess
+    import sys
+
+    frames = need_shared("data", "frames", "GOPR0477_11_00")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "memorisation_check.py"
+    result = subprocess.run(
+        [sys.executable, str(script), f"frames:{frames}", "--student", "light-gopro",
+         "--teacher", "light-gopro", "--count", "4", "--batch", "4", "--patch", "96",
+         "--steps", "40", "--evals", "1", "--lr", "3e-4", "--precision", "fp32"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    gains = {
+        head: (float(found[1]), float(found[2]))
+        for head, _, rest in (line.partition(":") for line in result.stdout.splitlines())
+        if (found := re.search(r"train ([-+][\d.]+) held ([-+][\d.]+)", rest))
+    }
+    teacher, before, after = gains["teacher"], gains["step 0"], gains["step 40"]
+    assert teacher == pytest.approx(before, abs=0.02)
+    assert after[0] > before[0] + 1.0
