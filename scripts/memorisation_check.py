@@ -30,19 +30,10 @@ from deblur_cli.train.data import open_source
 from deblur_cli.train.losses import multiscale_content_loss
 
 
-def draw_crops(source, lo: int, hi: int, count: int, patch: int, seed: int):
-    """``count`` (blurry, sharp) crops from items ``lo..hi-1`` as N×3×H×W float tensors."""
-    blurry, sharp = [], []
-    for k in range(count):
-        rng = np.random.default_rng([seed, k])
-        b, s = source.sample(int(rng.integers(lo, hi)), rng, patch)
-        blurry.append(b)
-        sharp.append(s)
-
-    def stack(images):
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
-
-    return stack(blurry), stack(sharp)
+def stacked(crops: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(blurry, sharp) crops as two N×3×H×W float tensors."""
+    blurry, sharp = (np.stack(images) for images in zip(*crops, strict=True))
+    return tuple(torch.from_numpy(a).permute(0, 3, 1, 2).float() for a in (blurry, sharp))
 
 
 def gain_db(restored: torch.Tensor, blurry: torch.Tensor, sharp: torch.Tensor) -> float:
@@ -78,9 +69,9 @@ def main() -> None:
         frames_count=frames_count,
     )
     cut = int(len(source) * args.split)
-    train = draw_crops(source, 0, cut, args.count, args.patch, seed=1)
-    held = draw_crops(source, min(cut + frames_count[1], len(source) - 1), len(source),
-                      args.count, args.patch, seed=2)  # fmt: skip
+    train = stacked(source.fixed_crops(args.count, args.patch, seed=1, stop=cut))
+    held_from = min(cut + frames_count[1], len(source) - 1)
+    held = stacked(source.fixed_crops(args.count, args.patch, seed=2, first=held_from))
 
     torch.manual_seed(0)
     if args.config:

@@ -80,11 +80,7 @@ def main() -> None:
         )
         start = time.perf_counter()
         scores = {"blurry": [], "teacher": [], **{s: [] for s, _ in students}}
-        for k in range(args.count):
-            rng = np.random.default_rng([args.seed, k])
-            index = int(rng.integers(0, len(source)))
-            blur, sharp = source.sample(index, rng, args.patch)
-            blur = np.ascontiguousarray(blur)
+        for blur, sharp in source.fixed_crops(args.count, args.patch, args.seed):
             taught = teacher.restore(blur)
             scores["blurry"].append(squared_error(blur, sharp))
             scores["teacher"].append(squared_error(taught, sharp))

@@ -118,6 +118,20 @@ class Source:
     def describe(self) -> str:
         return f"{self.kind}:{self.root} ({len(self)} items)"
 
+    def fixed_crops(
+        self, count: int, patch: int, seed: int, first: int = 0, stop: int | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``count`` training patches, the same on every call: crop k takes its item from
+        ``first..stop-1`` and its patch from the generator (seed, k). Scoring scripts put
+        identical crops through every network they compare."""
+        stop = len(self) if stop is None else stop
+        crops = []
+        for k in range(count):
+            rng = np.random.default_rng([seed, k])
+            blur, sharp = self.sample(int(rng.integers(first, stop)), rng, patch)
+            crops.append((np.ascontiguousarray(blur), sharp))
+        return crops
+
 
 def spread_split(items: list, n_val: int) -> tuple[list, list]:
     """Every k-th item held back (at most half), not the last ones: lists are sorted by
