@@ -486,6 +486,29 @@ def test_frames_dir_rerun_resumes_and_refuses_other_range(
     assert calls["n"] == 7 + 6 and len(list(folder.glob("frame_*.png"))) == 6  # old ones gone
 
 
+def test_ctrl_c_keeps_frames_still_being_written(
+    clip: Path, tiny_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--frames-dir: frames deblurred before Ctrl-C but still queued for the (slow) writer
+    are written, not dropped, so the re-run resumes after all of them."""
+    from deblur_cli.io import images
+
+    real_write = images.write_image
+
+    def slow_write(*args, **kwargs):
+        time.sleep(0.3)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(images, "write_image", slow_write)
+    folder = tmp_path / "frames"
+    interrupt_after(monkeypatch, 4)
+    args = ["video", str(clip), "--frames-dir", str(folder), "-w", str(tiny_weights)]
+    assert CliRunner().invoke(main, [*args, "--precision", "fp32"]).exit_code == 130
+    assert sorted(p.name for p in folder.glob("frame_*.png")) == [
+        f"frame_{i:06d}.png" for i in range(4)
+    ]
+
+
 def test_help_offers_overwrite_not_the_old_names() -> None:
     result = CliRunner().invoke(main, ["video", "--help"])
     assert "--overwrite" in result.output and "same command" in result.output

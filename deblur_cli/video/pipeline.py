@@ -223,18 +223,12 @@ def process_video(
         sink.close()
         writer.finish()
     except BaseException as err:
-        if isinstance(err, KeyboardInterrupt):
-            # Keep everything already deblurred: the queued frames are encoded and the
-            # segment in progress is closed where it stands (every segment starts on a
-            # keyframe of its own), so the next run goes on from the last frame done. A
-            # second Ctrl-C skips this.
-            try:
-                sink.close()
+        # Ctrl-C keeps everything already deblurred: the queued frames are encoded and the
+        # segment in progress is closed where it stands (every segment starts on a keyframe
+        # of its own), so the next run goes on from the last frame done.
+        if sink.settle(err):
+            with contextlib.suppress(BaseException):  # the first interruption is re-raised
                 writer.finish()
-            except BaseException:  # noqa: BLE001 - the first interruption is re-raised below
-                sink.abort()
-        else:
-            sink.abort()
         writer.abort()
         if isinstance(err, InputError):
             remove_parts(folder)  # the source is broken: its parts are of no use

@@ -106,8 +106,8 @@ def export_frames(
             if progress:
                 progress(done, total)
         sink.close()
-    except BaseException:
-        sink.abort()
+    except BaseException as err:
+        sink.settle(err)  # Ctrl-C: the frames already deblurred are written, for the re-run
         raise
     if done == 0:
         raise InputError(f"{src}: no frames between the requested --start and --end")

@@ -114,3 +114,16 @@ class Sink(Generic[T]):
     def abort(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def settle(self, err: BaseException) -> bool:
+        """End after ``err`` in the producer. Ctrl-C: handle everything queued first, so work
+        already done is kept and a re-run resumes after it (a second Ctrl-C skips this);
+        anything else: drop it. True when everything queued was handled."""
+        if isinstance(err, KeyboardInterrupt):
+            try:
+                self.close()
+                return True
+            except BaseException:  # noqa: BLE001 - the caller re-raises the first interruption
+                pass
+        self.abort()
+        return False
